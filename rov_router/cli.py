@@ -1,0 +1,552 @@
+"""The ``rov-router`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from .rpki.store import VRPStore
+from .rpki.validate import Verdict, validate_route
+from .rpki.vrp import VRPFileError, load_vrp_file, parse_asn, parse_prefix, vrps_to_json
+from .rtr import session as S
+from .rtr.client import Applied, RTRClient, RTRManager, replay
+from .rtr.dump import DumpError
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+class CLIError(Exception):
+    pass
+
+
+def _hostport(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    host = host.strip("[]")
+    return host, int(port)
+
+
+def _version(text: str) -> int:
+    if text not in ("0", "1", "2"):
+        raise argparse.ArgumentTypeError("RTR version must be 0, 1 or 2")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="rov-router",
+        description="A simulated BGP router with RPKI route origin validation (RTR v0/v1/v2).",
+    )
+    p.add_argument("--version", action="version", version=f"rov-router {__version__}")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser(
+        "rtr",
+        help="sync VRPs from RTR caches and follow updates (or: rtr replay DUMP)",
+        description="Sync from one or more RTR caches, print the session state and follow "
+        "updates.  'rov-router rtr replay FILE' replays a --dump recording through the same "
+        "state machine.",
+    )
+    r.add_argument("action", nargs="?", choices=["replay"], help="replay a recorded dump")
+    r.add_argument("file", nargs="?", help="the dump to replay")
+    r.add_argument(
+        "--cache",
+        action="append",
+        type=_hostport,
+        default=[],
+        metavar="HOST:PORT",
+        help="RTR cache (repeat for several; data is kept per cache, validation uses the union)",
+    )
+    r.add_argument(
+        "--rtr-version",
+        "--proto",
+        dest="rtr_version",
+        type=_version,
+        help="use exactly this RTR version (sets min and max)",
+    )
+    r.add_argument("--max-version", type=_version, default=2, help="highest RTR version (2)")
+    r.add_argument("--min-version", type=_version, default=0, help="lowest RTR version (0)")
+    r.add_argument(
+        "--aspa-compat",
+        choices=["draft10"],
+        help="parse ASPA PDUs in the draft-8210bis-10 layout (StayRTR 0.5.1) "
+        "instead of falling back to v1",
+    )
+    r.add_argument("--once", action="store_true", help="exit after the first End of Data")
+    r.add_argument("--json", action="store_true", help="machine-readable output (JSON lines)")
+    r.add_argument(
+        "--export", metavar="FILE", help="write the table as rpki-client JSON (after each update)"
+    )
+    r.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="write serial-N.json per serial (announced / withdrawn) and vrps.json",
+    )
+    r.add_argument("--dump", metavar="FILE", help="record the raw RTR byte stream")
+    r.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        help="with --once: give up after this many seconds (120)",
+    )
+    r.add_argument(
+        "--max-backoff",
+        type=float,
+        default=None,
+        help="cap the reconnect backoff (seconds; default: the retry interval)",
+    )
+
+    v = sub.add_parser(
+        "validate",
+        help="RFC 6811 verdict with its reason for PREFIX ASN, or for lines from --batch",
+    )
+    v.add_argument("prefix", nargs="?")
+    v.add_argument("asn", nargs="?")
+    v.add_argument(
+        "--batch",
+        metavar="FILE",
+        help="lines 'PREFIX ASN' (or 'PREFIX<TAB>LEN<TAB>ASN'); '-' for stdin",
+    )
+    src = v.add_mutually_exclusive_group()
+    src.add_argument("--cache", type=_hostport, metavar="HOST:PORT", help="RTR cache to sync from")
+    src.add_argument(
+        "--vrps", metavar="FILE", help="VRP file: rpki-client / StayRTR / Routinator JSON, or CSV"
+    )
+    v.add_argument("--format", choices=["auto", "json", "csv"], default="auto")
+    v.add_argument(
+        "--ignore-expires",
+        action="store_true",
+        help="keep VRPs whose rpki-client 'expires' lies in the past (old snapshots)",
+    )
+    v.add_argument("--rtr-version", dest="rtr_version", type=_version, default=None)
+    v.add_argument("--json", action="store_true", help="one JSON object per route")
+
+    d = sub.add_parser(
+        "demo",
+        help="validate the shipped sample routes against the shipped VRPs and explain each",
+    )
+    d.add_argument("--json", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = logging.WARNING - 10 * args.verbose
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
+    )
+    try:
+        if args.command == "rtr":
+            return cmd_rtr(args)
+        if args.command == "validate":
+            return cmd_validate(args)
+        if args.command == "demo":
+            return cmd_demo(args)
+    except (CLIError, VRPFileError, DumpError) as e:
+        print(f"rov-router: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # output piped into head & co.
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        return 0
+    return 1
+
+
+# ---- rtr ---------------------------------------------------------------------------------------
+
+
+def _session_kw(args) -> dict:
+    lo, hi = args.min_version, args.max_version
+    if args.rtr_version is not None:
+        lo = hi = args.rtr_version
+    if lo > hi:
+        raise CLIError(f"--min-version {lo} is above --max-version {hi}")
+    return {"min_version": lo, "max_version": hi, "aspa_compat": args.aspa_compat}
+
+
+class _Reporter:
+    """Prints events, writes --export / --data-dir files."""
+
+    def __init__(self, store: VRPStore, args, clients: list[RTRClient] | None = None) -> None:
+        self.store = store
+        self.args = args
+        self.clients = clients or []
+        self.json = args.json
+        self.data_dir = Path(args.data_dir) if args.data_dir else None
+        if self.data_dir:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+
+    def out(self, obj: dict | str) -> None:
+        if self.json:
+            print(json.dumps(obj if isinstance(obj, dict) else {"message": obj}), flush=True)
+        else:
+            print(
+                obj if isinstance(obj, str) else " ".join(f"{k}={v}" for k, v in obj.items()),
+                flush=True,
+            )
+
+    def status(self, session: S.ClientSession) -> dict:
+        info = session.info()
+        return {
+            "event": "status",
+            "cache": info.source,
+            "state": info.state,
+            "version": info.version,
+            "session_id": info.session_id,
+            "serial": info.serial,
+            "refresh": info.timers.refresh,
+            "retry": info.timers.retry,
+            "expire": info.timers.expire,
+            **self.store.counts(info.source),
+        }
+
+    def on_event(self, session: S.ClientSession, ev: S.Event, update_changes=None) -> None:
+        if isinstance(ev, S.Synced):
+            st = self.status(session)
+            if self.json:
+                self.out({**st, "event": "synced", "reset": ev.reset, "records": ev.records})
+            else:
+                self.out(
+                    f"{st['cache']}: {'reset' if ev.reset else 'update'} at serial {ev.serial} "
+                    f"(session {ev.session_id}, RTR v{ev.version}, {ev.records} records): "
+                    f"{st['vrps']} VRPs ({st['vrps_v4']} IPv4, {st['vrps_v6']} IPv6), "
+                    f"{st['router_keys']} router keys, {st['aspas']} ASPA; refresh "
+                    f"{st['refresh']} s, retry {st['retry']} s, expire {st['expire']} s"
+                )
+            self._write_files()
+        elif isinstance(ev, Applied):
+            if self.data_dir and ev.serial is not None:
+                self._write_serial(session, ev)
+            elif ev.serial is None and ev.changes:
+                self.out(
+                    {
+                        "event": "flushed",
+                        "cache": ev.changes.source,
+                        "vrps_removed": ev.changes.vrps_removed,
+                    }
+                    if self.json
+                    else f"{ev.changes.source}: data flushed ({ev.changes.vrps_removed} VRPs removed)"
+                )
+        elif isinstance(ev, S.VersionChanged):
+            self.out(
+                {
+                    "event": "version",
+                    "cache": session.source,
+                    "from": ev.old,
+                    "to": ev.new,
+                    "reason": ev.reason,
+                }
+                if self.json
+                else f"{session.source}: RTR version {ev.old} -> {ev.new}: {ev.reason}"
+            )
+        elif isinstance(ev, S.ErrorReceived | S.ErrorSent):
+            kind = "error_received" if isinstance(ev, S.ErrorReceived) else "error_sent"
+            self.out(
+                {"event": kind, "cache": session.source, "code": ev.code, "text": ev.text}
+                if self.json
+                else f"{session.source}: {kind.replace('_', ' ')}: code {ev.code}: {ev.text}"
+            )
+
+    def _write_serial(self, session: S.ClientSession, ev: Applied) -> None:
+        assert self.data_dir is not None
+        # the per-serial lists come from the update the session just completed
+        upd = self._last_update
+        doc = {
+            "cache": session.source,
+            "serial": ev.serial,
+            "session_id": session.session_id,
+            "version": session.version,
+            "reset": ev.reset,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "announced": [],
+            "withdrawn": [],
+            "aspa_announced": [],
+            "aspa_withdrawn": [],
+            "router_keys_announced": [],
+            "router_keys_withdrawn": [],
+        }
+        if upd is not None:
+            for announce, v in upd.vrps:
+                doc["announced" if announce else "withdrawn"].append(
+                    {"prefix": v.prefix, "maxLength": v.maxlen, "asn": v.asn}
+                )
+            for announce, a in upd.aspas:
+                doc["aspa_announced" if announce else "aspa_withdrawn"].append(
+                    {"customer_asid": a.customer, "providers": list(a.providers)}
+                )
+            for announce, k in upd.router_keys:
+                doc["router_keys_announced" if announce else "router_keys_withdrawn"].append(
+                    {"asn": k.asn, "ski": k.ski.hex()}
+                )
+        name = f"serial-{ev.serial}.json"
+        _atomic_write(self.data_dir / name, json.dumps(doc, indent=1))
+
+    _last_update = None
+
+    def _write_files(self) -> None:
+        doc = None
+        if self.args.export or self.data_dir:
+            doc = json.dumps(
+                vrps_to_json(self.store.iter_vrps(), self.store.aspas(), self.store.router_keys())
+            )
+        if self.args.export:
+            _atomic_write(Path(self.args.export), doc)
+        if self.data_dir:
+            _atomic_write(self.data_dir / "vrps.json", doc)
+
+
+def _atomic_write(path: Path, text: str | None) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text or "")
+    os.replace(tmp, path)
+
+
+def cmd_rtr(args) -> int:
+    if args.action == "replay":
+        return _cmd_replay(args)
+    if args.file:
+        raise CLIError(f"unexpected argument {args.file!r}")
+    if not args.cache:
+        raise CLIError("give at least one --cache HOST:PORT")
+    kw = _session_kw(args)
+    store = VRPStore()
+    clients: list[RTRClient] = []
+    rep = _Reporter(store, args, clients)
+    for i, (host, port) in enumerate(args.cache):
+        dump = args.dump if i == 0 else (f"{args.dump}.{i}" if args.dump else None)
+
+        def handler(ev, _i=i):
+            c = clients[_i]
+            if isinstance(ev, S.UpdateReady):
+                rep._last_update = ev.update
+            rep.on_event(c.session, ev)
+
+        clients.append(
+            RTRClient(
+                host, port, store, on_event=handler, dump=dump, max_backoff=args.max_backoff, **kw
+            )
+        )
+    mgr = RTRManager(store, clients)
+    return asyncio.run(_run_rtr(mgr, args, rep))
+
+
+async def _run_rtr(mgr: RTRManager, args, rep: _Reporter) -> int:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, mgr.stop)
+    task = asyncio.ensure_future(mgr.run())
+    if args.once:
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*(c.wait_synced() for c in mgr.clients)), args.timeout
+            )
+        except TimeoutError:
+            mgr.stop()
+            await task
+            errs = "; ".join(f"{c.source}: {c.last_error or 'no End of Data'}" for c in mgr.clients)
+            print(
+                f"rov-router: error: no complete sync within {args.timeout:g} s ({errs})",
+                file=sys.stderr,
+            )
+            return 1
+        mgr.stop()
+        await task
+        if not args.json:
+            print(f"union: {rep.store.counts()}", flush=True)
+        return 0
+    await task
+    return 0
+
+
+def _cmd_replay(args) -> int:
+    if not args.file:
+        raise CLIError("rtr replay needs a dump FILE")
+    store = VRPStore()
+    rep = _Reporter(store, args)
+
+    def on_event(session: S.ClientSession, ev: S.Event) -> None:
+        if isinstance(ev, S.UpdateReady):
+            rep._last_update = ev.update
+        rep.on_event(session, ev)
+
+    res = replay(args.file, store, on_event=on_event, **_session_kw(args))
+    summary = {
+        "event": "replayed",
+        "connections": res.connections,
+        "sent_matches_recording": res.sent_mismatches == 0,
+        **store.counts(),
+    }
+    rep.out(
+        summary
+        if args.json
+        else f"replayed {res.connections} connection(s); queries "
+        f"{'match' if res.sent_mismatches == 0 else 'DIFFER FROM'} the recording; "
+        f"table: {store.counts()}"
+    )
+    return 0
+
+
+# ---- validate ----------------------------------------------------------------------------------
+
+
+def _load_store(args) -> VRPStore:
+    store = VRPStore()
+    if args.vrps:
+        vs = load_vrp_file(args.vrps, fmt=args.format, ignore_expires=args.ignore_expires)
+        if vs.expired and not vs.vrps:
+            print(
+                f"rov-router: warning: {args.vrps}: all {vs.expired} VRPs have expired "
+                "('expires' in the past); use --ignore-expires for an old snapshot",
+                file=sys.stderr,
+            )
+        elif vs.expired:
+            print(
+                f"rov-router: warning: {args.vrps}: {vs.expired} expired VRPs dropped",
+                file=sys.stderr,
+            )
+        store.replace(args.vrps, vs.vrps, vs.aspas, vs.router_keys)
+        return store
+    if args.cache:
+        host, port = args.cache
+        kw = {}
+        if args.rtr_version is not None:
+            kw = {"min_version": args.rtr_version, "max_version": args.rtr_version}
+        client = RTRClient(host, port, store, **kw)
+
+        async def sync() -> None:
+            task = asyncio.ensure_future(client.run())
+            try:
+                await client.wait_synced(120)
+            except TimeoutError:
+                raise CLIError(
+                    f"no complete sync from {host}:{port} within 120 s "
+                    f"({client.last_error or 'no End of Data'})"
+                ) from None
+            finally:
+                client.stop()
+                await task
+
+        asyncio.run(sync())
+        return store
+    raise CLIError("give --vrps FILE or --cache HOST:PORT")
+
+
+def _parse_route_line(line: str, where: str) -> tuple[bytes, int, int | None]:
+    parts = line.replace(",", " ").split()
+    if len(parts) == 3 and parts[1].isdigit() and "/" not in parts[0]:
+        parts = [f"{parts[0]}/{parts[1]}", parts[2]]  # CAIDA pfx2as: prefix, length, origin
+    if len(parts) < 2:
+        raise CLIError(f"{where}: expected 'PREFIX ASN', got {line.strip()!r}")
+    try:
+        addr, plen = parse_prefix(parts[0])
+        asn_s = parts[1]
+        origin = (
+            None
+            if asn_s.upper() in ("NONE", "AS_SET", "{}") or asn_s.startswith("{")
+            else parse_asn(asn_s)
+        )
+    except ValueError as e:
+        raise CLIError(f"{where}: {e}") from None
+    return addr, plen, origin
+
+
+def _print_verdict(v: Verdict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(v.to_json()))
+    else:
+        origin = "NONE" if v.origin is None else f"AS{v.origin}"
+        print(f"{v.prefix}\t{origin}\t{v.state}\t{v.reason}")
+
+
+def cmd_validate(args) -> int:
+    routes: list[tuple[bytes, int, int | None]] = []
+    if args.batch:
+        fh = sys.stdin if args.batch == "-" else open(args.batch)  # noqa: SIM115
+        name = "stdin" if args.batch == "-" else args.batch
+        with fh:
+            for i, line in enumerate(fh, 1):
+                if line.strip() and not line.lstrip().startswith("#"):
+                    routes.append(_parse_route_line(line, f"{name}: line {i}"))
+    elif args.prefix and args.asn:
+        routes.append(_parse_route_line(f"{args.prefix} {args.asn}", "arguments"))
+    else:
+        raise CLIError("give PREFIX ASN, or --batch FILE")
+    store = _load_store(args)
+    for addr, plen, origin in routes:
+        _print_verdict(validate_route(store, addr, plen, origin), args.json)
+    return 0
+
+
+# ---- demo --------------------------------------------------------------------------------------
+
+
+def cmd_demo(args) -> int:
+    vrps_file = EXAMPLES / "demo_vrps.json"
+    routes_file = EXAMPLES / "demo_routes.txt"
+    if not vrps_file.exists() or not routes_file.exists():
+        raise CLIError(
+            f"demo files not found in {EXAMPLES} (run from a checkout installed "
+            "with 'pip install -e .')"
+        )
+    vs = load_vrp_file(vrps_file, ignore_expires=True)
+    store = VRPStore()
+    store.replace("demo", vs.vrps, vs.aspas, vs.router_keys)
+    rows = []
+    for i, line in enumerate(routes_file.read_text().splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        text, _, note = line.partition("#")
+        addr, plen, origin = _parse_route_line(text, f"{routes_file}: line {i}")
+        rows.append((validate_route(store, addr, plen, origin), note.strip()))
+    if args.json:
+        for v, note in rows:
+            print(json.dumps({**v.to_json(), "scenario": note}))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    colour = {"valid": "green", "invalid": "red", "not-found": "yellow"}
+    action = {"valid": "accept", "invalid": "DROP", "not-found": "accept"}
+    t = Table(
+        title=f"RFC 6811 origin validation: {len(rows)} routes against "
+        f"{len(vs.vrps)} VRPs ({vrps_file.name})",
+        show_lines=False,
+    )
+    t.add_column("prefix")
+    t.add_column("origin")
+    t.add_column("verdict")
+    t.add_column("policy")
+    t.add_column("why", ratio=1)
+    for v, note in rows:
+        c = colour[str(v.state)]
+        t.add_row(
+            v.prefix,
+            "NONE" if v.origin is None else f"AS{v.origin}",
+            f"[{c}]{v.state}[/{c}]",
+            f"[{c}]{action[str(v.state)]}[/{c}]",
+            f"{v.reason}\n[dim]{note}[/dim]",
+        )
+    Console().print(t)
+    counts = {s: sum(1 for v, _ in rows if str(v.state) == s) for s in colour}
+    print(
+        f"{counts['valid']} valid, {counts['invalid']} invalid (dropped), "
+        f"{counts['not-found']} not-found"
+    )
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""RFC 6811 route origin validation, with the reason for every verdict.
+
+* A VRP *covers* a route when its prefix contains the route's prefix; it *matches* when it
+  covers it, the route is no longer than the VRP's maxLength, and the origin AS equals the VRP's
+  AS.  Valid: at least one VRP matches.  Invalid: covered, none matches.  NotFound: not covered.
+* An AS0 VRP never matches (RFC 6483 §4, RFC 7607), so it turns everything it covers invalid
+  unless another VRP matches.
+* A route whose AS_PATH ends in an AS_SET has no single origin: its origin is NONE, which
+  matches nothing (RFC 6811 §2), so it is invalid when covered and not-found otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .store import VRPStore
+from .vrp import VRP, parse_prefix
+
+
+class OriginState(StrEnum):
+    VALID = "valid"
+    INVALID = "invalid"
+    NOT_FOUND = "not-found"
+
+
+VALID = OriginState.VALID
+INVALID = OriginState.INVALID
+NOT_FOUND = OriginState.NOT_FOUND
+
+
+def make_checker(store: VRPStore) -> Callable[[bytes, int, int | None], OriginState]:
+    """A fast ``check(addr, plen, origin) -> state`` bound to ``store`` (one trie lookup).
+
+    ``origin`` None stands for NONE (an AS_SET-terminated path).  The store's tries are never
+    replaced, so the checker stays valid as the store is updated.
+    """
+    get4 = store.trie(4).get
+    get6 = store.trie(16).get
+
+    def check(addr: bytes, plen: int, origin: int | None) -> OriginState:
+        node = get4((addr, plen)) if len(addr) == 4 else get6((addr, plen))
+        if node is None:
+            return NOT_FOUND
+        if origin is None:
+            return INVALID
+        b = node[0]
+        if b.__class__ is int:
+            # one authorised origin, packed as maxlen << 32 | asn (-1: only AS0 covers)
+            return (
+                VALID
+                if b >= 0 and b & 0xFFFFFFFF == origin and (b >> 32) & 0xFF >= plen
+                else INVALID
+            )
+        return VALID if b.get(origin, -1) >= plen else INVALID
+
+    return check
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A validation state and why: the covering VRPs split into matched / wrong origin / too long."""
+
+    state: OriginState
+    prefix: str
+    origin: int | None
+    matched: tuple[VRP, ...] = ()
+    wrong_origin: tuple[VRP, ...] = ()
+    too_long: tuple[VRP, ...] = ()
+
+    @property
+    def covering(self) -> tuple[VRP, ...]:
+        return self.matched + self.too_long + self.wrong_origin
+
+    @property
+    def reason(self) -> str:
+        return explain(self)
+
+    def to_json(self) -> dict:
+        return {
+            "prefix": self.prefix,
+            "origin": self.origin,
+            "state": str(self.state),
+            "reason": self.reason,
+            "matched": [_vrp_json(v) for v in self.matched],
+            "unmatched_as": [_vrp_json(v) for v in self.wrong_origin],
+            "unmatched_length": [_vrp_json(v) for v in self.too_long],
+        }
+
+
+def _vrp_json(v: VRP) -> dict:
+    return {"prefix": v.prefix, "maxLength": v.maxlen, "asn": v.asn}
+
+
+def _listing(vrps: Sequence[VRP], limit: int = 3) -> str:
+    shown = ", ".join(str(v) for v in vrps[:limit])
+    if len(vrps) > limit:
+        shown += f" and {len(vrps) - limit} more"
+    return shown
+
+
+def explain(v: Verdict) -> str:
+    """The verdict in plain words, e.g. "VRP 208.65.152.0/22-22 AS36561 covers it; origin
+    AS17557 does not match"."""
+    plen = v.prefix.rsplit("/", 1)[-1]
+    if v.state is NOT_FOUND:
+        if v.origin is None:
+            return f"origin is an AS_SET (NONE), but no VRP covers {v.prefix}"
+        return f"no VRP covers {v.prefix}"
+    if v.state is VALID:
+        s = f"VRP {v.matched[0]} matches origin AS{v.origin}"
+        others = len(v.covering) - 1
+        if others:
+            s += f" ({others} other covering VRP{'s' if others > 1 else ''})"
+        return s
+    parts: list[str] = []
+    if v.origin is None:
+        parts.append("origin is an AS_SET, so no single origin AS can match")
+    as0 = tuple(x for x in v.wrong_origin if x.asn == 0)
+    other = tuple(x for x in v.wrong_origin if x.asn != 0)
+    if v.too_long:
+        ml = max(x.maxlen for x in v.too_long)
+        parts.append(
+            f"VRP {_listing(v.too_long)} has origin AS{v.origin} but /{plen} is longer than "
+            f"maxLength {ml}"
+        )
+    if other and v.origin is not None:
+        verb = "covers" if len(other) == 1 else "cover"
+        parts.append(f"VRP {_listing(other)} {verb} it; origin AS{v.origin} does not match")
+    elif other:
+        parts.append(f"covered by VRP {_listing(other)}")
+    if as0:
+        parts.append(f"AS0 VRP {_listing(as0)} says it must not be routed")
+    return "; ".join(parts)
+
+
+def validate_route(store: VRPStore, addr: bytes, plen: int, origin: int | None) -> Verdict:
+    """Validate one route and collect the reason (slower than :func:`make_checker`)."""
+    prefix = VRP(addr, plen, plen, 0).prefix
+    covering = store.covering(addr, plen)
+    if not covering:
+        return Verdict(NOT_FOUND, prefix, origin)
+    matched: list[VRP] = []
+    wrong: list[VRP] = []
+    too_long: list[VRP] = []
+    for vrp, _sources in covering:
+        if origin is None or vrp.asn != origin or vrp.asn == 0:
+            wrong.append(vrp)
+        elif plen > vrp.maxlen:
+            too_long.append(vrp)
+        else:
+            matched.append(vrp)
+    state = VALID if matched else INVALID
+    return Verdict(state, prefix, origin, tuple(matched), tuple(wrong), tuple(too_long))
+
+
+def validate(store: VRPStore, prefix: str, origin: int | None) -> Verdict:
+    """Validate ``prefix`` (e.g. ``"192.0.2.0/24"``) originated by ``origin`` (None: AS_SET)."""
+    addr, plen = parse_prefix(prefix)
+    return validate_route(store, addr, plen, origin)
+
+
+def origin_from_path(
+    segments: Sequence[tuple[str, Sequence[int]]], local_as: int | None = None
+) -> int | None:
+    """RFC 6811 §2 origin AS from AS_PATH segments ``[(type, [asns]), ...]``.
+
+    Types: ``"sequence"``, ``"set"``, ``"confed-sequence"``, ``"confed-set"``.  The origin is
+    the last AS of a final AS_SEQUENCE; the local AS for an empty path or a final confederation
+    segment; otherwise (a final AS_SET) None, meaning NONE.
+    """
+    segs = [s for s in segments if s[1]]
+    if not segs:
+        return local_as
+    kind, asns = segs[-1]
+    if kind == "sequence":
+        return asns[-1]
+    if kind.startswith("confed"):
+        return local_as
+    return None
