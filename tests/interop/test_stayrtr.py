@@ -1,0 +1,234 @@
+"""Our RTR client against a real StayRTR (Debian package) on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import lzma
+import random
+import subprocess
+import sys
+
+import pytest
+
+from rov_router.rpki.store import VRPStore
+from rov_router.rpki.vrp import VRP, load_vrp_file
+from rov_router.rtr import session as S
+from rov_router.rtr.client import Applied, RTRClient, replay
+from tests.conftest import DATA, need_shared
+
+pytestmark = pytest.mark.interop
+
+SMALL = DATA / "small_vrps.json"
+
+
+def file_set(path) -> set[VRP]:
+    return load_vrp_file(path, ignore_expires=True).vrps
+
+
+async def _follow(port: int, until, timeout: float = 60.0, **kw):
+    """Run a client until ``until(events)`` holds; return (store, client, events)."""
+    store = VRPStore()
+    events: list[S.Event] = []
+    client = RTRClient("127.0.0.1", port, store, on_event=events.append, max_backoff=0.5, **kw)
+    task = asyncio.ensure_future(client.run())
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not until(events):
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"timed out; events: {events[-10:]}, {client.last_error}")
+            await asyncio.sleep(0.02)
+    finally:
+        client.stop()
+        await task
+    return store, client, events
+
+
+def synced(n: int = 1):
+    return lambda evs: sum(isinstance(e, S.Synced) for e in evs) >= n
+
+
+@pytest.mark.parametrize("version", [0, 1])
+def test_small_set_each_version(stayrtr, version):
+    cache = stayrtr(SMALL)
+    store, client, events = asyncio.run(
+        _follow(cache.port, synced(), min_version=version, max_version=version)
+    )
+    assert client.session.version == version
+    assert set(store.iter_vrps()) == file_set(SMALL)
+    assert store.counts(client.source)["vrps"] == 37
+    assert f"(v{version})" in cache.log_text()
+
+
+def test_v2_draft10_aspa_falls_back_to_v1_and_says_why(stayrtr):
+    cache = stayrtr(SMALL)
+    store, client, events = asyncio.run(_follow(cache.port, synced()))
+    changes = [e for e in events if isinstance(e, S.VersionChanged)]
+    assert changes and changes[0].old == 2 and changes[0].new == 1
+    assert "draft-8210bis-10" in changes[0].reason
+    assert client.session.version == 1
+    assert set(store.iter_vrps()) == file_set(SMALL)
+    assert store.aspas() == {}
+
+
+def test_v2_draft10_compat_mode_reads_aspa(stayrtr):
+    cache = stayrtr(SMALL)
+    store, client, _ = asyncio.run(_follow(cache.port, synced(), aspa_compat="draft10"))
+    assert client.session.version == 2
+    assert set(store.iter_vrps()) == file_set(SMALL)
+    # the per-AFI lists of AS64496 ({64500, 64501} and {64500}) merge into one record
+    assert store.aspas() == {64496: (64500, 64501), 64497: (0,), 64520: (13335, 15169, 64521)}
+
+
+def test_sighup_delta_arrives_by_serial_query(stayrtr, tmp_path):
+    f = tmp_path / "vrps.json"
+    doc = json.loads(SMALL.read_text())
+    f.write_text(json.dumps(doc))
+    cache = stayrtr(f)
+
+    async def run():
+        store = VRPStore()
+        events: list[S.Event] = []
+        client = RTRClient("127.0.0.1", cache.port, store, on_event=events.append, max_version=1)
+        task = asyncio.ensure_future(client.run())
+        await client.wait_synced(30)
+        removed = doc["roas"].pop(10)  # 8.8.4.0/24-24 AS15169
+        doc["roas"].append({"prefix": "203.0.113.0/24", "maxLength": 24, "asn": 64999})
+        f.write_text(json.dumps(doc))
+        cache.reload()
+        for _ in range(600):
+            if sum(isinstance(e, S.Synced) for e in events) >= 2:
+                break
+            await asyncio.sleep(0.02)
+        client.stop()
+        await task
+        return store, client, events, removed
+
+    store, client, events, removed = asyncio.run(run())
+    syncs = [e for e in events if isinstance(e, S.Synced)]
+    assert len(syncs) == 2, events
+    assert syncs[0].reset and not syncs[1].reset  # the delta came by Serial Query
+    assert any(isinstance(e, S.NotifyReceived) for e in events)
+    applied = [e for e in events if isinstance(e, Applied)]
+    assert applied[-1].changes.vrps_added == 1 and applied[-1].changes.vrps_removed == 1
+    assert applied[-1].changes.prefix_strings() == ["203.0.113.0/24", "8.8.4.0/24"]
+    assert set(store.iter_vrps()) == file_set(f)
+    assert VRP.parse(removed["prefix"], 24, 15169) not in set(store.iter_vrps())
+
+
+def test_cli_once_export_dump_and_replay(stayrtr, tmp_path):
+    cache = stayrtr(SMALL)
+    export = tmp_path / "out.json"
+    dump = tmp_path / "rtr.dump"
+    datadir = tmp_path / "data"
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rov_router.cli",
+            "rtr",
+            "--cache",
+            f"127.0.0.1:{cache.port}",
+            "--max-version",
+            "1",
+            "--once",
+            "--json",
+            "--export",
+            str(export),
+            "--dump",
+            str(dump),
+            "--data-dir",
+            str(datadir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    syn = [x for x in lines if x.get("event") == "synced"]
+    assert syn and syn[0]["vrps"] == 37 and syn[0]["version"] == 1
+    assert file_set(export) == file_set(SMALL)
+    serial_file = datadir / f"serial-{syn[0]['serial']}.json"
+    assert len(json.loads(serial_file.read_text())["announced"]) == 37
+    assert file_set(datadir / "vrps.json") == file_set(SMALL)
+    # the recorded stream replays through the same state machine to the same table
+    store = VRPStore()
+    res = replay(dump, store, max_version=1)
+    assert res.connections == 1 and res.sent_mismatches == 0
+    assert set(store.iter_vrps()) == file_set(SMALL)
+    r2 = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rov_router.cli",
+            "rtr",
+            "replay",
+            str(dump),
+            "--max-version",
+            "1",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r2.returncode == 0, r2.stderr
+    assert json.loads(r2.stdout.splitlines()[-1])["vrps"] == 37
+
+
+def _prepdev_without_expires(dst) -> dict:
+    src = need_shared("vrps/rpki-client_ripe-prepdev_20230504.json.xz")
+    doc = json.load(lzma.open(src))
+    for r in doc["roas"]:
+        r.pop("expires", None)
+    dst.write_text(json.dumps(doc))
+    return doc
+
+
+@pytest.mark.largedata
+def test_prepdev_full_sync_then_incremental(stayrtr, tmp_path):
+    f = tmp_path / "prepdev.json"
+    doc = _prepdev_without_expires(f)
+    cache = stayrtr(f, protocol=1)
+
+    async def run():
+        store = VRPStore()
+        events: list[S.Event] = []
+        client = RTRClient("127.0.0.1", cache.port, store, on_event=events.append)
+        task = asyncio.ensure_future(client.run())
+        await client.wait_synced(120)
+        first = set(store.iter_vrps())
+        rnd = random.Random(20230504)
+        gone = set(rnd.sample(range(len(doc["roas"])), 1000))
+        doc["roas"] = [r for i, r in enumerate(doc["roas"]) if i not in gone]
+        for i in range(500):
+            doc["roas"].append(
+                {"prefix": f"2001:db8:{i:x}::/48", "maxLength": 48, "asn": 64496 + i % 10}
+            )
+        f.write_text(json.dumps(doc))
+        cache.reload()
+        for _ in range(3000):
+            if sum(isinstance(e, S.Synced) for e in events) >= 2:
+                break
+            await asyncio.sleep(0.02)
+        client.stop()
+        await task
+        return store, client, events, first
+
+    store, client, events, first = asyncio.run(run())
+    assert len(first) == 424_223
+    assert first == file_set_from_doc_original(tmp_path)
+    syncs = [e for e in events if isinstance(e, S.Synced)]
+    assert len(syncs) == 2 and syncs[0].reset and not syncs[1].reset
+    now = set(store.iter_vrps())
+    assert len(now) == 424_223 - 1000 + 500
+    assert now == file_set(f)
+    applied = [e for e in events if isinstance(e, Applied)][-1].changes
+    assert (applied.vrps_added, applied.vrps_removed) == (500, 1000)
+
+
+def file_set_from_doc_original(tmp_path) -> set[VRP]:
+    # the set the shared file holds (expiry ignored), read independently of StayRTR
+    src = need_shared("vrps/rpki-client_ripe-prepdev_20230504.json.xz")
+    return load_vrp_file(src, ignore_expires=True).vrps

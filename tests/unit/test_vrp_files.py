@@ -1,0 +1,116 @@
+"""VRP file loaders: formats, expiry, compression, and errors that name file, entry, reason."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import lzma
+
+import pytest
+
+from rov_router.rpki.vrp import VRP, VRPFileError, load_vrp_file, vrps_to_json
+from tests.conftest import DATA
+
+
+def write(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_small_set_string_asns_and_duplicates():
+    s = load_vrp_file(DATA / "small_vrps.json")
+    assert len(s.vrps) == 37 and s.entries == 38 and s.duplicates == 1
+    assert VRP.parse("198.51.100.0/24", 24, 64497) in s.vrps  # "AS64497"
+    assert VRP.parse("151.101.0.0/16", 16, 64513) in s.vrps  # "as64513"
+    # the per-AFI provider_authorizations merge into one provider set per customer
+    assert s.aspas == {64496: (64500, 64501), 64497: (0,), 64520: (13335, 15169, 64521)}
+
+
+def test_new_aspas_schema_and_bgpsec_keys(tmp_path):
+    doc = {
+        "roas": [],
+        "aspas": [{"customer_asid": 64500, "providers": [64502, 64501]}],
+        "bgpsec_keys": [{"asn": 64496, "ski": "ab" * 20, "pubkey": "MAECAQ=="}],
+    }
+    s = load_vrp_file(write(tmp_path, "a.json", json.dumps(doc)))
+    assert s.aspas == {64500: (64501, 64502)}
+    (k,) = s.router_keys
+    assert k.asn == 64496 and k.ski == bytes.fromhex("ab" * 20)
+
+
+def test_expired_entries_dropped_and_counted(tmp_path):
+    doc = {
+        "roas": [
+            {"prefix": "10.0.0.0/8", "maxLength": 8, "asn": 1, "expires": 1},
+            {"prefix": "11.0.0.0/8", "maxLength": 8, "asn": 1, "expires": 4102444800},
+        ]
+    }
+    p = write(tmp_path, "e.json", json.dumps(doc))
+    s = load_vrp_file(p)
+    assert s.expired == 1 and len(s.vrps) == 1
+    assert len(load_vrp_file(p, ignore_expires=True).vrps) == 2
+
+
+def test_compressed_files(tmp_path):
+    raw = (DATA / "small_vrps.json").read_bytes()
+    (tmp_path / "a.json.xz").write_bytes(lzma.compress(raw))
+    (tmp_path / "a.json.gz").write_bytes(gzip.compress(raw))
+    assert load_vrp_file(tmp_path / "a.json.xz").vrps == load_vrp_file(tmp_path / "a.json.gz").vrps
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ASN,IP Prefix,Max Length,Trust Anchor\nAS13335,1.0.0.0/24,24,apnic\nAS0,2001:db8::/32,48,x\n",
+        "prefix,maxLength,asn\n1.0.0.0/24,24,13335\n2001:db8::/32,48,0\n",
+        "1.0.0.0/24,24,AS13335\n2001:db8::/32,48,0\n",
+    ],
+)
+def test_csv_variants(tmp_path, text):
+    s = load_vrp_file(write(tmp_path, "v.csv", text))
+    assert s.vrps == {VRP.parse("1.0.0.0/24", 24, 13335), VRP.parse("2001:db8::/32", 48, 0)}
+
+
+@pytest.mark.parametrize(
+    "entry,reason",
+    [
+        ({"prefix": "10.0.0.0/8", "maxLength": 40, "asn": 1}, "maxLength 40 outside 8..32"),
+        ({"prefix": "10.0.0.0/33", "maxLength": 33, "asn": 1}, "bad prefix length"),
+        ({"prefix": "10.0.0.300/8", "maxLength": 8, "asn": 1}, "bad address"),
+        ({"prefix": "10.0.0.0/8", "maxLength": 8, "asn": "ASX"}, "bad ASN"),
+        ({"prefix": "10.0.0.0/8", "maxLength": 8, "asn": 2**32}, "outside 0..4294967295"),
+        ({"prefix": "10.0.0.0/8", "maxLength": 8}, "missing key 'asn'"),
+    ],
+)
+def test_bad_entry_names_file_entry_and_reason(tmp_path, entry, reason):
+    doc = {"roas": [{"prefix": "11.0.0.0/8", "maxLength": 8, "asn": 1}, entry]}
+    p = write(tmp_path, "bad.json", json.dumps(doc))
+    with pytest.raises(VRPFileError) as e:
+        load_vrp_file(p)
+    assert str(p) in str(e.value) and "roas[1]" in str(e.value) and reason in str(e.value)
+
+
+def test_unreadable_and_garbage_files(tmp_path):
+    with pytest.raises(VRPFileError, match="cannot read"):
+        load_vrp_file(tmp_path / "missing.json")
+    with pytest.raises(VRPFileError, match="not valid JSON"):
+        load_vrp_file(write(tmp_path, "g.json", "{not json"))
+    with pytest.raises(VRPFileError, match="line 2"):
+        load_vrp_file(write(tmp_path, "g.csv", "1.0.0.0/24,24,1\nfoo,bar,baz\n"))
+    (tmp_path / "t.json.xz").write_bytes(b"\xfd7zXZ\x00garbage")
+    with pytest.raises(VRPFileError, match="cannot read"):
+        load_vrp_file(tmp_path / "t.json.xz")
+
+
+def test_host_bits_masked_and_counted(tmp_path):
+    doc = {"roas": [{"prefix": "192.0.2.1/24", "maxLength": 24, "asn": 1}]}
+    s = load_vrp_file(write(tmp_path, "h.json", json.dumps(doc)))
+    assert s.masked == 1 and s.vrps == {VRP.parse("192.0.2.0/24", 24, 1)}
+
+
+def test_export_round_trip(tmp_path):
+    s = load_vrp_file(DATA / "small_vrps.json")
+    p = write(tmp_path, "x.json", json.dumps(vrps_to_json(s.vrps, s.aspas, s.router_keys)))
+    back = load_vrp_file(p)
+    assert back.vrps == s.vrps and back.aspas == s.aspas
