@@ -97,18 +97,20 @@ def test_caida_routes_verdicts_match_rpki_rov(stayrtr, tmp_path):
     rpki-rov cannot express NONE) against the 424k prepdev VRPs: 0 mismatches."""
     src = need_shared("vrps/rpki-client_ripe-prepdev_20230504.json.xz")
     routes_file = need_shared("routes/caida_routeviews-rv2-20240406.pfx2as.gz")
-    doc = json.load(lzma.open(src))
+    with lzma.open(src) as fh:
+        doc = json.load(fh)
     for r in doc["roas"]:
         r.pop("expires", None)
     f = tmp_path / "prepdev.json"
     f.write_text(json.dumps(doc))
     cache = stayrtr(f, protocol=1)
     routes: list[tuple[str, int, int]] = []
-    for line in gzip.open(routes_file, "rt"):
-        p, n, origins = line.rstrip("\n").split("\t")
-        if "," in origins:
-            continue
-        routes.extend((p, int(n), int(o)) for o in origins.split("_"))
+    with gzip.open(routes_file, "rt") as fh:
+        for line in fh:
+            p, n, origins = line.rstrip("\n").split("\t")
+            if "," in origins:
+                continue
+            routes.extend((p, int(n), int(o)) for o in origins.split("_"))
     assert len(routes) > 990_000
     theirs = rpki_rov(cache.port, [f"{p} {n} {o}\n" for p, n, o in routes])
     store = sync(cache.port, max_version=1)

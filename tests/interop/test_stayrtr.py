@@ -51,7 +51,7 @@ def synced(n: int = 1):
 @pytest.mark.parametrize("version", [0, 1])
 def test_small_set_each_version(stayrtr, version):
     cache = stayrtr(SMALL)
-    store, client, events = asyncio.run(
+    store, client, _events = asyncio.run(
         _follow(cache.port, synced(), min_version=version, max_version=version)
     )
     assert client.session.version == version
@@ -104,7 +104,7 @@ def test_sighup_delta_arrives_by_serial_query(stayrtr, tmp_path):
         await task
         return store, client, events, removed
 
-    store, client, events, removed = asyncio.run(run())
+    store, _client, events, removed = asyncio.run(run())
     syncs = [e for e in events if isinstance(e, S.Synced)]
     assert len(syncs) == 2, events
     assert syncs[0].reset and not syncs[1].reset  # the delta came by Serial Query
@@ -179,7 +179,8 @@ def test_cli_once_export_dump_and_replay(stayrtr, tmp_path):
 
 def _prepdev_without_expires(dst) -> dict:
     src = need_shared("vrps/rpki-client_ripe-prepdev_20230504.json.xz")
-    doc = json.load(lzma.open(src))
+    with lzma.open(src) as fh:
+        doc = json.load(fh)
     for r in doc["roas"]:
         r.pop("expires", None)
     dst.write_text(json.dumps(doc))
@@ -216,7 +217,7 @@ def test_prepdev_full_sync_then_incremental(stayrtr, tmp_path):
         await task
         return store, client, events, first
 
-    store, client, events, first = asyncio.run(run())
+    store, _client, events, first = asyncio.run(run())
     assert len(first) == 424_223
     assert first == file_set_from_doc_original(tmp_path)
     syncs = [e for e in events if isinstance(e, S.Synced)]
