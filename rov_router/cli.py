@@ -49,10 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"rov-router {__version__}")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="more log output (-vv for debug)",
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser(
         "rtr",
+        parents=[common],
         help="sync VRPs from RTR caches and follow updates (or: rtr replay DUMP)",
         description="Sync from one or more RTR caches, print the session state and follow "
         "updates.  'rov-router rtr replay FILE' replays a --dump recording through the same "
@@ -109,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser(
         "validate",
+        parents=[common],
         help="RFC 6811 verdict with its reason for PREFIX ASN, or for lines from --batch",
     )
     v.add_argument("prefix", nargs="?")
@@ -134,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser(
         "demo",
+        parents=[common],
         help="validate the shipped sample routes against the shipped VRPs and explain each",
     )
     d.add_argument("--json", action="store_true")

@@ -22,6 +22,7 @@ which is what RFC 8481 revalidation needs.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -32,6 +33,12 @@ from .vrp import VRP, ASPARecord, RouterKey, VRPBatch, format_prefix, parse_pref
 _ASN_MASK = 0xFFFFFFFF
 #: ``best`` of a node covered only by AS0 VRPs: matches no origin.
 NO_MATCH = -1
+#: a first load larger than this reports ``Changes.full`` instead of listing its prefixes
+FULL_THRESHOLD = 10_000
+# VRPBatch records with the address as integers (IPv6 as two 64-bit halves), for sort keys
+_SORT4 = struct.Struct("!BBBxII")
+_SORT6 = struct.Struct("!BBBxQQI")
+_LOWBIT = bytes(i & 1 for i in range(256))  # flags byte -> announce bit
 Best = int | dict[int, int]
 
 
@@ -65,10 +72,15 @@ class Update:
 
 @dataclass
 class Changes:
-    """What an applied update changed.  ``prefixes`` are the VRP prefixes whose VRPs changed."""
+    """What an applied update changed.  ``prefixes`` are the VRP prefixes whose VRPs changed.
+
+    ``full`` is set when a first full table of more than :data:`FULL_THRESHOLD` prefixes was
+    loaded: every route may be affected, so consumers revalidate everything, and the prefixes
+    of that load are not listed (saving ~100 bytes per VRP prefix at the load's peak)."""
 
     source: str
     prefixes: set[tuple[bytes, int]] = field(default_factory=set)
+    full: bool = False
     vrps_added: int = 0
     vrps_removed: int = 0
     aspa_customers: set[int] = field(default_factory=set)
@@ -316,17 +328,21 @@ class VRPStore:
         """A reset transfer for a source that holds nothing: per family, a sorted list of
         ``plen | addr | maxlen | asn`` ints (sorting groups each prefix and puts shorter
         prefixes first).  Checks for withdrawals and duplicates; changes nothing."""
-        k4: list[int] = []
-        k6: list[int] = []
-        frombytes = int.from_bytes
-        for flags, plen, maxlen, addr, asn in batch.raw():
-            if not flags & 1:
-                v = VRP(addr, plen, maxlen, asn)
-                raise UpdateError(6, f"withdrawal of {v} in a reset transfer", v)
-            if len(addr) == 4:
-                k4.append(plen << 72 | frombytes(addr, "big") << 40 | maxlen << 32 | asn)
-            else:
-                k6.append(plen << 168 | frombytes(addr, "big") << 40 | maxlen << 32 | asn)
+        if b"\x00" in bytes(batch.v4[0::12]).translate(_LOWBIT) or (
+            b"\x00" in bytes(batch.v6[0::24]).translate(_LOWBIT)
+        ):
+            for flags, plen, maxlen, addr, asn in batch.raw():
+                if not flags & 1:
+                    v = VRP(addr, plen, maxlen, asn)
+                    raise UpdateError(6, f"withdrawal of {v} in a reset transfer", v)
+        k4 = [
+            plen << 72 | addr << 40 | maxlen << 32 | asn
+            for _f, plen, maxlen, addr, asn in _SORT4.iter_unpack(batch.v4)
+        ]
+        k6 = [
+            plen << 168 | hi << 104 | lo << 40 | maxlen << 32 | asn
+            for _f, plen, maxlen, hi, lo, asn in _SORT6.iter_unpack(batch.v6)
+        ]
         for ks, abits in ((k4, 32), (k6, 128)):
             ks.sort()
             for i in range(1, len(ks)):
@@ -361,7 +377,9 @@ class VRPStore:
                 changes.prefixes.update(per_key)
                 self._commit_entries(per_key)
                 continue
-            _insert_sorted(t, ks, abits, tag, changes.prefixes)
+            if len(ks) > FULL_THRESHOLD:
+                changes.full = True
+            _insert_sorted(t, ks, abits, tag, None if changes.full else changes.prefixes)
 
     def _plan_reset(self, sid: int, update: Update) -> dict[VRP, bool]:
         new: set[VRP] = set()
@@ -539,7 +557,7 @@ class VRPStore:
 
 
 def _insert_sorted(
-    t: pytricia.PyTricia, ks: list[int], abits: int, tag: int, prefixes: set
+    t: pytricia.PyTricia, ks: list[int], abits: int, tag: int, prefixes: set | None
 ) -> None:
     """Fill an empty trie from sorted ``plen | addr | maxlen | asn`` keys (see _plan_fresh)."""
     amask = (1 << abits) - 1
@@ -557,9 +575,17 @@ def _insert_sorted(
         if group:
             key = ((cur & amask).to_bytes(alen, "big"), cur >> abits)
             parent = get(key)
-            own = tuple(group)
-            insert(key, (_best(own, parent[0] if parent is not None else None), *own))
-            prefixes.add(key)
+            if len(group) == 1:
+                e = group[0]
+                if parent is None:
+                    insert(key, (e if e & _ASN_MASK else NO_MATCH, e))
+                else:
+                    insert(key, (_best((e,), parent[0]), e))
+            else:
+                own = tuple(group)
+                insert(key, (_best(own, parent[0] if parent is not None else None), *own))
+            if prefixes is not None:
+                prefixes.add(key)
         cur = pk
         group = [tag | (k & low40)]
 
@@ -592,6 +618,26 @@ def _merge_own(own: tuple[int, ...], added: list[int], removed: list[int]) -> tu
 
 def _best(own: tuple[int, ...], parent: Best | None) -> Best:
     """asn -> largest maxLength over non-AS0 VRPs here and above (see the module docstring)."""
+    if len(own) == 1:  # the common case, kept cheap: most prefixes carry one VRP
+        e = own[0]
+        asn = e & _ASN_MASK
+        if not asn:
+            return parent if parent is not None else NO_MATCH
+        if parent is None:
+            return e
+        if parent.__class__ is int:
+            if parent < 0:
+                return e
+            pasn = parent & _ASN_MASK
+            if pasn == asn:
+                return e if (e >> 32) & 0xFF >= (parent >> 32) & 0xFF else parent
+            return {pasn: (parent >> 32) & 0xFF, asn: (e >> 32) & 0xFF}
+        ml = (e >> 32) & 0xFF
+        if parent.get(asn, -1) >= ml:  # type: ignore[union-attr]
+            return parent  # nothing new here: share the parent's dict
+        d = dict(parent)  # type: ignore[arg-type]
+        d[asn] = ml
+        return d
     mine = [e for e in own if e & _ASN_MASK]
     if not mine:
         return parent if parent is not None else NO_MATCH

@@ -278,7 +278,7 @@ def _load_json(path: str, data: bytes, now: float, ignore_expires: bool) -> VRPS
             out.duplicates += 1
         else:
             vrps.add(v)
-    _load_json_aspa(path, doc, out)
+    _load_json_aspa(path, doc, out, now, ignore_expires)
     _load_json_keys(path, doc, out)
     return out
 
@@ -288,7 +288,7 @@ def _first_bits(prefix: str) -> bytes:
     return socket.inet_pton(socket.AF_INET6 if ":" in a else socket.AF_INET, a)
 
 
-def _load_json_aspa(path: str, doc: dict, out: VRPSet) -> None:
+def _load_json_aspa(path: str, doc: dict, out: VRPSet, now: float, ignore_expires: bool) -> None:
     lists: list[tuple[str, Any]] = []
     if isinstance(doc.get("aspas"), list):
         lists.append(("aspas", doc["aspas"]))
@@ -304,6 +304,10 @@ def _load_json_aspa(path: str, doc: dict, out: VRPSet) -> None:
         for i, a in enumerate(items):
             where = f"{name}[{i}]"
             try:
+                exp = a.get("expires")
+                if exp is not None and not ignore_expires and exp < now:
+                    out.expired += 1
+                    continue
                 cust = parse_asn(a.get("customer_asid", a.get("customer")))
                 provs = a["providers"]
                 if not isinstance(provs, list):
