@@ -253,8 +253,7 @@ def _load_json(path: str, data: bytes, now: float, ignore_expires: bool) -> VRPS
     for i, r in enumerate(roas):
         where = f"roas[{i}]"
         try:
-            exp = r.get("expires")
-            if exp is not None and not ignore_expires and exp < now:
+            if not ignore_expires and _expired(r, now):
                 out.expired += 1
                 continue
             addr, plen = parse_prefix(r["prefix"], mask_host_bits=True)
@@ -283,6 +282,12 @@ def _load_json(path: str, data: bytes, now: float, ignore_expires: bool) -> VRPS
     return out
 
 
+def _expired(entry: dict, now: float) -> bool:
+    """rpki-client's per-entry ``expires`` (Unix time) lies in the past."""
+    exp = entry.get("expires")
+    return exp is not None and exp < now
+
+
 def _first_bits(prefix: str) -> bytes:
     a = prefix.partition("/")[0].strip()
     return socket.inet_pton(socket.AF_INET6 if ":" in a else socket.AF_INET, a)
@@ -304,8 +309,7 @@ def _load_json_aspa(path: str, doc: dict, out: VRPSet, now: float, ignore_expire
         for i, a in enumerate(items):
             where = f"{name}[{i}]"
             try:
-                exp = a.get("expires")
-                if exp is not None and not ignore_expires and exp < now:
+                if not ignore_expires and _expired(a, now):
                     out.expired += 1
                     continue
                 cust = parse_asn(a.get("customer_asid", a.get("customer")))

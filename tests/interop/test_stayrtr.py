@@ -8,6 +8,7 @@ import lzma
 import random
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -20,6 +21,7 @@ from tests.conftest import DATA, need_shared
 pytestmark = pytest.mark.interop
 
 SMALL = DATA / "small_vrps.json"
+PREPDEV = "vrps/rpki-client_ripe-prepdev_20230504.json.xz"
 
 
 def file_set(path) -> set[VRP]:
@@ -48,6 +50,32 @@ def synced(n: int = 1):
     return lambda evs: sum(isinstance(e, S.Synced) for e in evs) >= n
 
 
+def sync_change_resync(cache, f, doc: dict, mutate, timeout: float = 60.0, **kw):
+    """Sync, let ``mutate(doc)`` change the file, SIGHUP StayRTR, follow until a second update.
+    Returns (store, events, table after the first sync)."""
+
+    async def run():
+        store = VRPStore()
+        events: list[S.Event] = []
+        client = RTRClient("127.0.0.1", cache.port, store, on_event=events.append, **kw)
+        task = asyncio.ensure_future(client.run())
+        try:
+            await client.wait_synced(120)
+            first = set(store.iter_vrps())
+            mutate(doc)
+            f.write_text(json.dumps(doc))
+            cache.reload()
+            deadline = asyncio.get_running_loop().time() + timeout
+            while not synced(2)(events) and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.02)
+        finally:
+            client.stop()
+            await task
+        return store, events, first
+
+    return asyncio.run(run())
+
+
 @pytest.mark.parametrize("version", [0, 1])
 def test_small_set_each_version(stayrtr, version):
     cache = stayrtr(SMALL)
@@ -57,6 +85,10 @@ def test_small_set_each_version(stayrtr, version):
     assert client.session.version == version
     assert set(store.iter_vrps()) == file_set(SMALL)
     assert store.counts(client.source)["vrps"] == 37
+    # StayRTR logs the version it served when the client disconnects (written after we close)
+    deadline = time.monotonic() + 5
+    while f"(v{version})" not in cache.log_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert f"(v{version})" in cache.log_text()
 
 
@@ -85,26 +117,13 @@ def test_sighup_delta_arrives_by_serial_query(stayrtr, tmp_path):
     doc = json.loads(SMALL.read_text())
     f.write_text(json.dumps(doc))
     cache = stayrtr(f)
+    removed = doc["roas"][10]  # 8.8.4.0/24-24 AS15169
 
-    async def run():
-        store = VRPStore()
-        events: list[S.Event] = []
-        client = RTRClient("127.0.0.1", cache.port, store, on_event=events.append, max_version=1)
-        task = asyncio.ensure_future(client.run())
-        await client.wait_synced(30)
-        removed = doc["roas"].pop(10)  # 8.8.4.0/24-24 AS15169
-        doc["roas"].append({"prefix": "203.0.113.0/24", "maxLength": 24, "asn": 64999})
-        f.write_text(json.dumps(doc))
-        cache.reload()
-        for _ in range(600):
-            if sum(isinstance(e, S.Synced) for e in events) >= 2:
-                break
-            await asyncio.sleep(0.02)
-        client.stop()
-        await task
-        return store, client, events, removed
+    def mutate(d):
+        d["roas"].remove(removed)
+        d["roas"].append({"prefix": "203.0.113.0/24", "maxLength": 24, "asn": 64999})
 
-    store, _client, events, removed = asyncio.run(run())
+    store, events, _first = sync_change_resync(cache, f, doc, mutate, max_version=1)
     syncs = [e for e in events if isinstance(e, S.Synced)]
     assert len(syncs) == 2, events
     assert syncs[0].reset and not syncs[1].reset  # the delta came by Serial Query
@@ -178,7 +197,7 @@ def test_cli_once_export_dump_and_replay(stayrtr, tmp_path):
 
 
 def _prepdev_without_expires(dst) -> dict:
-    src = need_shared("vrps/rpki-client_ripe-prepdev_20230504.json.xz")
+    src = need_shared(PREPDEV)
     with lzma.open(src) as fh:
         doc = json.load(fh)
     for r in doc["roas"]:
@@ -193,33 +212,18 @@ def test_prepdev_full_sync_then_incremental(stayrtr, tmp_path):
     doc = _prepdev_without_expires(f)
     cache = stayrtr(f, protocol=1)
 
-    async def run():
-        store = VRPStore()
-        events: list[S.Event] = []
-        client = RTRClient("127.0.0.1", cache.port, store, on_event=events.append)
-        task = asyncio.ensure_future(client.run())
-        await client.wait_synced(120)
-        first = set(store.iter_vrps())
+    def mutate(d):
         rnd = random.Random(20230504)
-        gone = set(rnd.sample(range(len(doc["roas"])), 1000))
-        doc["roas"] = [r for i, r in enumerate(doc["roas"]) if i not in gone]
+        gone = set(rnd.sample(range(len(d["roas"])), 1000))
+        d["roas"] = [r for i, r in enumerate(d["roas"]) if i not in gone]
         for i in range(500):
-            doc["roas"].append(
+            d["roas"].append(
                 {"prefix": f"2001:db8:{i:x}::/48", "maxLength": 48, "asn": 64496 + i % 10}
             )
-        f.write_text(json.dumps(doc))
-        cache.reload()
-        for _ in range(3000):
-            if sum(isinstance(e, S.Synced) for e in events) >= 2:
-                break
-            await asyncio.sleep(0.02)
-        client.stop()
-        await task
-        return store, client, events, first
 
-    store, _client, events, first = asyncio.run(run())
+    store, events, first = sync_change_resync(cache, f, doc, mutate, timeout=120)
     assert len(first) == 424_223
-    assert first == file_set_from_doc_original(tmp_path)
+    assert first == file_set(need_shared(PREPDEV))
     syncs = [e for e in events if isinstance(e, S.Synced)]
     assert len(syncs) == 2 and syncs[0].reset and not syncs[1].reset
     now = set(store.iter_vrps())
@@ -227,9 +231,3 @@ def test_prepdev_full_sync_then_incremental(stayrtr, tmp_path):
     assert now == file_set(f)
     applied = [e for e in events if isinstance(e, Applied)][-1].changes
     assert (applied.vrps_added, applied.vrps_removed) == (500, 1000)
-
-
-def file_set_from_doc_original(tmp_path) -> set[VRP]:
-    # the set the shared file holds (expiry ignored), read independently of StayRTR
-    src = need_shared("vrps/rpki-client_ripe-prepdev_20230504.json.xz")
-    return load_vrp_file(src, ignore_expires=True).vrps
