@@ -242,7 +242,8 @@ class ErrorReport:
         length = 16 + len(pdu) + len(text)
         if length > MAX_PDU_LEN:  # bis §5.8: truncate, but keep at least the first 4 octets
             pdu = pdu[: max(4, MAX_PDU_LEN - 16 - len(text))]
-            text = text[: MAX_PDU_LEN - 16 - len(pdu)]
+            # cut the text at a character boundary, not inside a UTF-8 sequence
+            text = text[: MAX_PDU_LEN - 16 - len(pdu)].decode("utf-8", "ignore").encode()
             length = 16 + len(pdu) + len(text)
         return (
             _HDR.pack(self.version, self.type, self.code, length)

@@ -191,6 +191,8 @@ class ClientSession:
         self.version = max_version
         self.session_id: int | None = None
         self.serial: int | None = None
+        #: protocol version of the held session (bis §5.1: sessions are per version)
+        self._held_version: int | None = None
         self.have_data = False
         self.state = State.DISCONNECTED
         # per connection
@@ -200,7 +202,7 @@ class ClientSession:
         self._pending_sid: int | None = None
         self._sent_reset = False
         self._paused: UpdateReady | None = None
-        self._notify_pending = False
+        self._notify_serial: int | None = None
         self._rx_any = False
         # timers (clock values)
         self._last_success: float | None = None
@@ -225,7 +227,7 @@ class ClientSession:
         self._pending = None
         self._paused = None
         self._rx_any = False
-        self._notify_pending = False
+        self._notify_serial = None
         self.state = State.NEGOTIATING
         events: list[Event] = []
         self._send_query(events)
@@ -295,6 +297,7 @@ class ClientSession:
         self.serial = ready.serial
         self.session_id = ready.session_id
         self.version = ready.version
+        self._held_version = ready.version
         self.have_data = True
         self._closes_before_reply = 0
         self._last_success = now
@@ -310,8 +313,10 @@ class ClientSession:
             )
         )
         self.state = State.ESTABLISHED
-        if self._notify_pending:
-            self._notify_pending = False
+        notified = self._notify_serial
+        self._notify_serial = None
+        if notified is not None and notified != ready.serial:
+            # a Serial Notify during the transfer announced a newer serial than we received
             self._send_serial_query(events)
         self._process(events)
         return events
@@ -330,6 +335,9 @@ class ClientSession:
                 )
             )
             self._forget(events, "expire interval passed without a successful update")
+            if self.state is State.ESTABLISHED:
+                # connected and idle: the refresh timer went with the data, so poll afresh now
+                self._send_reset_query(events)
         if self._transfer_deadline is not None and now >= self._transfer_deadline:
             self._transfer_deadline = None
             if self.state in (State.WAITING, State.RECEIVING, State.NEGOTIATING):
@@ -384,7 +392,12 @@ class ClientSession:
         self._out += pdu.encode()
 
     def _send_query(self, events: list[Event]) -> None:
-        if self.have_data and self.session_id is not None and self.serial is not None:
+        if (
+            self.have_data
+            and self.session_id is not None
+            and self.serial is not None
+            and self._held_version == self.version  # a session of another version: reset
+        ):
             self._send_serial_query(events)
         else:
             self._send_reset_query(events)
@@ -508,6 +521,14 @@ class ClientSession:
                 return
             # RFC 8210 §7: a lower-version reply means the cache speaks that version only
             self._downgrade(version, f"the cache answered in version {version}", events)
+            if not self._sent_reset:
+                # we asked to resume a session of the higher version; a reply in another
+                # version belongs to another session (bis §5.1): start afresh at this version
+                self.state = State.CLOSED
+                events.append(
+                    CloseConnection(f"reconnecting with a Reset Query at version {version}", 0.0)
+                )
+                return
         elif not negotiating and version != self.version:
             if ptype == P.PDUType.ERROR_REPORT:
                 self._fatal(
@@ -658,7 +679,7 @@ class ClientSession:
                 ):
                     self._send_query(events)
             elif st in (State.WAITING, State.RECEIVING):
-                self._notify_pending = pdu.serial != self.serial
+                self._notify_serial = pdu.serial  # compared with End of Data's serial
             return
         if isinstance(pdu, P.ErrorReport):
             self._on_error_report(pdu, events)
@@ -719,6 +740,8 @@ class ClientSession:
             )
             return
         fatal = P.error_is_fatal(code, ver)
+        if code == P.ErrorCode.UNSUPPORTED_PROTOCOL_VERSION and negotiating:
+            fatal = False  # nothing is established yet: nothing to flush (bis §7)
         events.append(ErrorReceived(code, text, fatal))
         msg = f"{self.source}: cache reports {P.error_name(code)} ({code})" + (
             f": {text}" if text else ""
