@@ -78,8 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="RTR cache (repeat for several; data is kept per cache, validation uses the union)",
     )
     r.add_argument(
+        "--version",
         "--rtr-version",
-        "--proto",
         dest="rtr_version",
         type=_version,
         help="use exactly this RTR version (sets min and max)",
@@ -139,7 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep VRPs whose rpki-client 'expires' lies in the past (old snapshots)",
     )
-    v.add_argument("--rtr-version", dest="rtr_version", type=_version, default=None)
+    v.add_argument(
+        "--version",
+        "--rtr-version",
+        dest="rtr_version",
+        type=_version,
+        default=None,
+        help="with --cache: use exactly this RTR version",
+    )
     v.add_argument("--json", action="store_true", help="one JSON object per route")
 
     d = sub.add_parser(
@@ -375,8 +382,14 @@ async def _run_rtr(mgr: RTRManager, args, rep: _Reporter) -> int:
             return 1
         mgr.stop()
         await task
-        if not args.json:
-            print(f"union: {rep.store.counts()}", flush=True)
+        if not args.json and len(mgr.clients) > 1:
+            c = rep.store.counts()
+            print(
+                f"union of {len(mgr.clients)} caches: {c['vrps']} VRPs on "
+                f"{c['vrp_prefixes_v4']} IPv4 and {c['vrp_prefixes_v6']} IPv6 prefixes, "
+                f"{c['router_keys']} router keys, {c['aspas']} ASPA",
+                flush=True,
+            )
         return 0
     await task
     return 0
