@@ -67,7 +67,6 @@ import random
 import re
 import resource
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -77,6 +76,8 @@ import threading
 import time
 from datetime import datetime
 from pathlib import Path
+
+from rov_router.procs import free_port, port_listening, stop_child
 
 SEED = 20240406
 N_EXTRA_V4 = 194_397
@@ -94,41 +95,6 @@ def shared_data() -> Path:
 
 
 # ---- child processes ---------------------------------------------------------------------------
-
-
-def stop_child(proc: subprocess.Popen, grace: float = 5.0) -> None:
-    """Stop one child we started, by its PID (= its process group: started in a new session)."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_listening(port: int) -> bool:
-    """Is 127.0.0.1:port in LISTEN state?  (/proc, so StayRTR sees no probe connection.)"""
-    want = f"0100007F:{port:04X}"
-    try:
-        with open("/proc/net/tcp") as f:
-            next(f)
-            for line in f:
-                parts = line.split()
-                if parts[1] == want and parts[3] == "0A":
-                    return True
-    except OSError:
-        pass
-    return False
 
 
 class LineReader(threading.Thread):

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+
+from rov_router.procs import free_port, port_listening, stop_child
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
@@ -45,30 +46,6 @@ def need_tool(name: str) -> str:
             pytest.fail(msg + " - required under CI=true")
         pytest.skip(msg)
     return path
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def port_open(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex((host, port)) == 0
-
-
-def stop_pid(proc: subprocess.Popen, timeout: float = 10.0) -> None:
-    """SIGTERM by PID, wait, then SIGKILL: never by name."""
-    if proc.poll() is not None:
-        return
-    os.kill(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(5)
 
 
 class StayRTR:
@@ -108,7 +85,7 @@ class StayRTR:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"stayrtr exited: {self.log.read_text()[-2000:]}")
-            if port_open("127.0.0.1", self.port) and b"New update" in self.log.read_bytes():
+            if port_listening(self.port) and b"New update" in self.log.read_bytes():
                 return self
             time.sleep(0.05)
         raise RuntimeError(f"stayrtr not ready in {timeout} s: {self.log.read_text()[-2000:]}")
@@ -122,7 +99,7 @@ class StayRTR:
 
     def stop(self) -> None:
         if self.proc is not None:
-            stop_pid(self.proc)
+            stop_child(self.proc)
         if getattr(self, "_logf", None):
             self._logf.close()
 
