@@ -671,12 +671,19 @@ class ClientSession:
                     )
                 )
             events.append(NotifyReceived(pdu.serial))
+            same_session = pdu.session_id == self.session_id and self.serial is not None
+            if same_session and serial_lt(pdu.serial, self.serial):  # type: ignore[arg-type]
+                # RFC 1982: older than what we hold (a delayed notify); nothing to fetch
+                events.append(
+                    Log(
+                        "debug",
+                        f"{self.source}: Serial Notify for serial "
+                        f"{pdu.serial}, older than ours ({self.serial})",
+                    )
+                )
+                return
             if st is State.ESTABLISHED:
-                if (
-                    self.serial is None
-                    or pdu.serial != self.serial
-                    or pdu.session_id != self.session_id
-                ):
+                if not same_session or pdu.serial != self.serial:
                     self._send_query(events)
             elif st in (State.WAITING, State.RECEIVING):
                 self._notify_serial = pdu.serial  # compared with End of Data's serial

@@ -211,6 +211,31 @@ def test_prepdev_full_sync_then_incremental(stayrtr, tmp_path):
     f = tmp_path / "prepdev.json"
     doc = _prepdev_without_expires(f)
     cache = stayrtr(f, protocol=1)
+    expected = file_set(need_shared(PREPDEV))  # read from the shared file, not via StayRTR
+    assert len(expected) == 424_223
+    # the CLI: --once exits after the first End of Data and exports the table
+    export = tmp_path / "export.json"
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rov_router.cli",
+            "rtr",
+            "--cache",
+            f"127.0.0.1:{cache.port}",
+            "--once",
+            "--json",
+            "--export",
+            str(export),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    (syn,) = [json.loads(x) for x in r.stdout.splitlines() if '"synced"' in x]
+    assert syn["vrps"] == 424_223 and syn["vrps_v4"] == 323_603 and syn["vrps_v6"] == 100_620
+    assert file_set(export) == expected
 
     def mutate(d):
         rnd = random.Random(20230504)
@@ -223,7 +248,7 @@ def test_prepdev_full_sync_then_incremental(stayrtr, tmp_path):
 
     store, events, first = sync_change_resync(cache, f, doc, mutate, timeout=120)
     assert len(first) == 424_223
-    assert first == file_set(need_shared(PREPDEV))
+    assert first == expected
     syncs = [e for e in events if isinstance(e, S.Synced)]
     assert len(syncs) == 2 and syncs[0].reset and not syncs[1].reset
     now = set(store.iter_vrps())

@@ -1252,3 +1252,13 @@ def test_error_4_during_negotiation_is_not_reported_fatal():
     (er,) = of(evs, ErrorReceived)
     assert er.code == 4 and not er.fatal
     assert not of(evs, FlushRequired)
+
+
+@pytest.mark.parametrize(
+    "held,notified,queries",
+    [(5, 6, True), (5, 4, False), (0xFFFFFFFF, 0, True), (0, 0xFFFFFFFF, False), (5, 5, False)],
+)
+def test_serial_notify_compared_by_rfc1982(held, notified, queries):
+    h = synced(serial=held)
+    h.feed(SerialNotify(2, SID, notified))
+    assert h.sent() == ([SerialQuery(2, SID, held)] if queries else [])
