@@ -17,6 +17,7 @@ from . import __version__
 from .rpki.store import VRPStore
 from .rpki.validate import Verdict, validate_route
 from .rpki.vrp import VRPFileError, load_vrp_file, parse_asn, parse_prefix, vrps_to_json
+from .rtr import pdu as P
 from .rtr import session as S
 from .rtr.client import Applied, RTRClient, RTRManager, replay
 from .rtr.dump import DumpError
@@ -149,6 +150,53 @@ def build_parser() -> argparse.ArgumentParser:
     )
     v.add_argument("--json", action="store_true", help="one JSON object per route")
 
+    c = sub.add_parser(
+        "cache",
+        parents=[common],
+        help="serve a VRP file (+ SLURM) over RTR v0/v1/v2 with deltas (embedded cache)",
+        description="Serve a VRP file to any number of routers over RTR v0, v1 and v2. The file "
+        "is watched (and re-read on SIGHUP): changes bump the serial, routers get a Serial "
+        "Notify and the delta. SIGUSR1 prints the status (JSON with --json).",
+    )
+    c.add_argument(
+        "--vrps",
+        required=True,
+        metavar="FILE",
+        help="rpki-client / StayRTR / Routinator JSON, or CSV",
+    )
+    c.add_argument("--slurm", metavar="FILE", help="RFC 8416 SLURM file applied on top")
+    c.add_argument("--format", choices=["auto", "json", "csv"], default="auto")
+    c.add_argument(
+        "--ignore-expires",
+        action="store_true",
+        help="serve entries whose rpki-client 'expires' lies in the past",
+    )
+    c.add_argument(
+        "--listen",
+        type=_hostport,
+        default=("127.0.0.1", 3323),
+        metavar="HOST:PORT",
+        help="address to listen on (127.0.0.1:3323)",
+    )
+    c.add_argument("--refresh", type=int, default=3600, help="End of Data refresh interval (s)")
+    c.add_argument("--retry", type=int, default=600, help="End of Data retry interval (s)")
+    c.add_argument("--expire", type=int, default=7200, help="End of Data expire interval (s)")
+    c.add_argument("--max-version", type=_version, default=2, help="highest RTR version (2)")
+    c.add_argument(
+        "--notify-interval",
+        type=float,
+        default=60.0,
+        help="at most one Serial Notify per this many seconds (bis §8.2: 60)",
+    )
+    c.add_argument("--history", type=int, default=64, help="serials kept for deltas (64)")
+    c.add_argument("--poll", type=float, default=1.0, help="seconds between file checks (1)")
+    c.add_argument(
+        "--session-file",
+        metavar="FILE",
+        help="where the last session ID is kept so a restart never reuses it",
+    )
+    c.add_argument("--json", action="store_true", help="events and status as JSON lines")
+
     d = sub.add_parser(
         "demo",
         parents=[common],
@@ -171,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_validate(args)
         if args.command == "demo":
             return cmd_demo(args)
+        if args.command == "cache":
+            return cmd_cache(args)
     except (CLIError, VRPFileError, DumpError) as e:
         print(f"rov-router: error: {e}", file=sys.stderr)
         return 2
@@ -512,6 +562,100 @@ def cmd_validate(args) -> int:
     for addr, plen, origin in routes:
         _print_verdict(validate_route(store, addr, plen, origin), args.json)
     return 0
+
+
+# ---- cache -------------------------------------------------------------------------------------
+
+
+def cmd_cache(args) -> int:
+    from .rtr.cache import CacheState
+    from .rtr.server import FileCache, FileSource, RTRServer, pick_session_id, session_state_file
+
+    host, port = args.listen
+    if not (args.refresh < args.expire and args.retry < args.expire):
+        raise CLIError("--expire must be larger than --refresh and --retry (RFC 8210 §6)")
+    state = Path(args.session_file) if args.session_file else session_state_file(host, port)
+    cache = CacheState(
+        session_id=pick_session_id(state),
+        history=args.history,
+        refresh=args.refresh,
+        retry=args.retry,
+        expire=args.expire,
+    )
+
+    def out(obj: dict) -> None:
+        if args.json:
+            print(json.dumps(obj), flush=True)
+        else:
+            msg = obj.get("message") or " ".join(f"{k}={v}" for k, v in obj.items())
+            print(f"{time.strftime('%H:%M:%S')} {msg}", flush=True)
+
+    source = FileSource(
+        Path(args.vrps), Path(args.slurm) if args.slurm else None, args.format, args.ignore_expires
+    )
+    files = FileCache(
+        cache,
+        source,
+        poll=args.poll,
+        on_reload=lambda level, msg: out({"event": "reload", "level": level, "message": msg}),
+    )
+    files.reload(force=True)
+    if not cache.has_data:
+        raise CLIError(f"nothing to serve: {files.last_error}")
+
+    def on_event(ev) -> None:
+        if ev.kind != "served" or args.verbose:
+            out({"event": ev.kind, "level": ev.level, "message": ev.message})
+
+    server = RTRServer(
+        cache,
+        host,
+        port,
+        max_version=args.max_version,
+        notify_interval=args.notify_interval,
+        on_event=on_event,
+    )
+
+    async def run() -> int:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: files.reload(force=True))
+
+        def status() -> None:
+            st = server.status()
+            if args.json:
+                print(json.dumps({"event": "status", **st}), flush=True)
+            else:
+                print(
+                    f"status: serial {st['serial']} (session {st['session_id']}), "
+                    f"{st['vrps']} VRPs, {st['router_keys']} router keys, {st['aspas']} ASPA; "
+                    f"{len(st['routers'])} router(s)",
+                    flush=True,
+                )
+                for r in st["routers"]:
+                    print(
+                        f"  {r['peer']}  v{r['version']}  serial {r['serial']}  "
+                        f"{'up to date' if r['up_to_date'] else 'behind'}  "
+                        f"{r['resets_served']} resets, {r['deltas_served']} deltas",
+                        flush=True,
+                    )
+
+        loop.add_signal_handler(signal.SIGUSR1, status)
+        try:
+            await server.start()
+        except OSError as e:
+            raise CLIError(f"cannot listen on {host}:{port}: {e}") from None
+        files.start_watching()
+        await stop.wait()
+        await files.stop()
+        # bis §8.5: routers keep their data until expire when told the cache restarts
+        await server.stop(P.ErrorCode.CACHE_RESTART, "cache stopping")
+        await server.close()
+        return 0
+
+    return asyncio.run(run())
 
 
 # ---- demo --------------------------------------------------------------------------------------

@@ -1,0 +1,408 @@
+"""asyncio RTR cache server: any number of routers at once, Serial Notify on changes (rate
+limited, bis §8.2), stalled or half-talking routers dropped without affecting the others, and
+a front end that serves a VRP file (+ SLURM), reloading it when it changes or on SIGHUP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..rpki.slurm import Slurm, load_slurm
+from ..rpki.vrp import VRPFileError, VRPSet, load_vrp_file
+from . import pdu as P
+from .cache import MAX_VERSION, CacheState, ServerEvent, ServerSession, new_session_id
+
+log = logging.getLogger("rov_router.cache")
+
+#: transport write buffer above which a router counts as not reading
+WRITE_HIGH_WATER = 4 << 20
+
+
+class _Conn(asyncio.Protocol):
+    def __init__(self, server: RTRServer) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.session: ServerSession | None = None
+        self.paused_at: float | None = None
+        self.peer = "?"
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self.session = ServerSession(
+            self.server.cache, self.peer, max_version=self.server.max_version
+        )
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        self.server._conns.add(self)
+        self.server._event(ServerEvent("connect", f"{self.peer}: connected"))
+
+    def data_received(self, data: bytes) -> None:
+        assert self.session is not None
+        events = self.session.receive_data(data)
+        self.flush()
+        for ev in events:
+            self.server._event(ev)
+
+    def flush(self) -> None:
+        t = self.transport
+        s = self.session
+        if t is None or s is None or t.is_closing():
+            return
+        chunks = s.data_to_send()
+        if chunks:
+            t.writelines(chunks)
+        if s.closed:
+            t.close()  # after the buffered bytes (e.g. the Error Report) are written
+
+    def pause_writing(self) -> None:
+        self.paused_at = time.monotonic()
+
+    def resume_writing(self) -> None:
+        self.paused_at = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server._conns.discard(self)
+        self.server._event(
+            ServerEvent("disconnect", f"{self.peer}: disconnected" + (f" ({exc})" if exc else ""))
+        )
+
+    def abort(self, reason: str) -> None:
+        self.server._event(ServerEvent("close", f"{self.peer}: {reason}", "warning"))
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class RTRServer:
+    """Serves one :class:`CacheState` over TCP."""
+
+    def __init__(
+        self,
+        cache: CacheState,
+        host: str = "127.0.0.1",
+        port: int = 3323,
+        *,
+        max_version: int = MAX_VERSION,
+        notify_interval: float = 60.0,
+        stall_timeout: float | None = None,
+        partial_timeout: float = 30.0,
+        on_event: Callable[[ServerEvent], None] | None = None,
+    ) -> None:
+        self.cache = cache
+        self.host = host
+        self.port = port
+        self.max_version = max_version
+        self.notify_interval = notify_interval
+        #: bis §9: a stall longer than 3x the Retry interval ends the session
+        self.stall_timeout = stall_timeout if stall_timeout is not None else 3.0 * cache.retry
+        self.partial_timeout = partial_timeout
+        self.on_event = on_event
+        self._server: asyncio.AbstractServer | None = None
+        self._conns: set[_Conn] = set()
+        self._last_notify = 0.0
+        self._notify_handle: asyncio.TimerHandle | None = None
+        self._watchdog: asyncio.Task | None = None
+        cache.listeners.append(self._on_serial)
+
+    # ---- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _Conn(self), self.host, self.port, reuse_address=True
+        )
+        sock = self._server.sockets[0]
+        self.port = sock.getsockname()[1]
+        if self._watchdog is None:
+            self._watchdog = asyncio.ensure_future(self._watch())
+        self._event(
+            ServerEvent(
+                "log",
+                f"serving RTR v0-v{self.max_version} on "
+                f"{self.host}:{self.port} (session {self.cache.session_id})",
+            )
+        )
+
+    async def stop(self, code: int | None = None, text: str = "") -> None:
+        """Stop listening and drop every router (first sending Error Report ``code``, e.g.
+        12 Cache Restart or 13 Cache Shutdown, where the session's version defines it)."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for c in list(self._conns):
+            if code is not None and c.session is not None:
+                c.session.error_and_close(code, text)
+                c.flush()
+            elif c.transport is not None:
+                c.transport.close()
+        for _ in range(50):
+            if not self._conns:
+                break
+            await asyncio.sleep(0.02)
+        for c in list(self._conns):
+            c.abort("still open at stop")
+
+    async def close(self) -> None:
+        await self.stop()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+            self._watchdog = None
+        if self._notify_handle is not None:
+            self._notify_handle.cancel()
+        with contextlib.suppress(ValueError):
+            self.cache.listeners.remove(self._on_serial)
+
+    @property
+    def serving(self) -> bool:
+        return self._server is not None
+
+    # ---- notify ------------------------------------------------------------------------
+
+    def _on_serial(self, serial: int) -> None:
+        now = time.monotonic()
+        wait = self._last_notify + self.notify_interval - now
+        if wait <= 0:
+            self._notify_all()
+        elif self._notify_handle is None:
+            with contextlib.suppress(RuntimeError):  # no running loop: nothing connected
+                self._notify_handle = asyncio.get_running_loop().call_later(wait, self._notify_all)
+
+    def _notify_all(self) -> None:
+        self._notify_handle = None
+        self._last_notify = time.monotonic()
+        n = 0
+        for c in list(self._conns):
+            if c.session is not None and c.session.notify():
+                c.flush()
+                n += 1
+        if n:
+            self._event(
+                ServerEvent(
+                    "log", f"Serial Notify (serial {self.cache.serial}) sent to {n} router(s)"
+                )
+            )
+
+    # ---- watchdog: stalled and half-talking routers ------------------------------------
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(min(1.0, self.partial_timeout, self.stall_timeout))
+            now = time.monotonic()
+            for c in list(self._conns):
+                s = c.session
+                if c.paused_at is not None and now - c.paused_at > self.stall_timeout:
+                    c.abort(
+                        f"not reading for {now - c.paused_at:.0f} s "
+                        f"({c.transport.get_write_buffer_size() if c.transport else 0} bytes "
+                        "queued): dropped"
+                    )
+                elif (
+                    s is not None
+                    and s.partial_since
+                    and now - s.partial_since > self.partial_timeout
+                ):
+                    s._error(
+                        P.ErrorCode.CORRUPT_DATA,
+                        f"incomplete PDU ({s.framer.pending} bytes) for {self.partial_timeout:g} s",
+                        b"",
+                        [],
+                    )
+                    c.flush()
+                    self._event(
+                        ServerEvent("close", f"{c.peer}: half-sent PDU timed out", "warning")
+                    )
+
+    # ---- status ------------------------------------------------------------------------
+
+    def status(self) -> dict:
+        c = self.cache
+        now = time.monotonic()
+        routers = []
+        for conn in sorted(self._conns, key=lambda x: x.peer):
+            s = conn.session
+            if s is None:
+                continue
+            routers.append(
+                {
+                    "peer": conn.peer,
+                    "version": s.version,
+                    "serial": s.serial_served,
+                    "up_to_date": s.serial_served == c.serial,
+                    "connected_s": round(now - s.connected_at, 1),
+                    "queries": s.queries,
+                    "resets_served": s.resets_served,
+                    "deltas_served": s.deltas_served,
+                    "write_queue": conn.transport.get_write_buffer_size() if conn.transport else 0,
+                }
+            )
+        v4 = sum(1 for v in c.vrps if len(v.addr) == 4)
+        return {
+            "listen": f"{self.host}:{self.port}",
+            "serving": self.serving,
+            "session_id": c.session_id,
+            "serial": c.serial,
+            "oldest_serial": c.oldest_serial(),
+            "vrps": len(c.vrps),
+            "vrps_v4": v4,
+            "vrps_v6": len(c.vrps) - v4,
+            "router_keys": len(c.router_keys),
+            "aspas": len(c.aspas),
+            "refresh": c.refresh,
+            "retry": c.retry,
+            "expire": c.expire,
+            "routers": routers,
+        }
+
+    def _event(self, ev: ServerEvent) -> None:
+        if self.on_event is not None:
+            self.on_event(ev)
+        else:
+            log.log(logging.WARNING if ev.level == "warning" else logging.INFO, "%s", ev.message)
+
+
+# ---- serving files -----------------------------------------------------------------------------
+
+
+@dataclass
+class FileSource:
+    """A VRP file (and optional SLURM file) with change detection."""
+
+    vrps: Path
+    slurm: Path | None = None
+    fmt: str = "auto"
+    ignore_expires: bool = False
+
+    def __post_init__(self) -> None:
+        self._sig: tuple | None = None
+
+    def signature(self) -> tuple:
+        sig = []
+        for p in (self.vrps, self.slurm):
+            if p is None:
+                continue
+            try:
+                st = p.stat()
+                sig.append((st.st_mtime_ns, st.st_size, st.st_ino))
+            except OSError:
+                sig.append(None)
+        return tuple(sig)
+
+    def changed(self) -> bool:
+        return self.signature() != self._sig
+
+    def load(self) -> VRPSet:
+        """Read both files; raises VRPFileError naming file, entry and reason."""
+        # remember what we tried, good or bad: a broken file is retried once it changes again
+        self._sig = self.signature()
+        data = load_vrp_file(self.vrps, fmt=self.fmt, ignore_expires=self.ignore_expires)
+        if self.slurm is not None:
+            slurm: Slurm = load_slurm(self.slurm)
+            data = slurm.apply(data)
+        return data
+
+
+def session_state_file(host: str, port: int) -> Path:
+    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return base / "rov-router" / f"cache-session-{host.replace(':', '_')}-{port}"
+
+
+def pick_session_id(state_file: Path | None) -> int:
+    """A random session ID that differs from the one the previous run used (kept in
+    ``state_file``), so a restarted cache never reuses its predecessor's ID."""
+    prev = None
+    if state_file is not None:
+        with contextlib.suppress(OSError, ValueError):
+            prev = int(state_file.read_text().strip())
+    sid = new_session_id(avoid=prev)
+    if state_file is not None:
+        with contextlib.suppress(OSError):
+            state_file.parent.mkdir(parents=True, exist_ok=True)
+            state_file.write_text(f"{sid}\n")
+    return sid
+
+
+class FileCache:
+    """A :class:`CacheState` fed from a :class:`FileSource`: reload on change (polled) or on
+    :meth:`reload`; a file that fails to load is reported and the last good set stays served."""
+
+    def __init__(
+        self,
+        cache: CacheState,
+        source: FileSource,
+        *,
+        poll: float = 1.0,
+        on_reload: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.cache = cache
+        self.source = source
+        self.poll = poll
+        self.on_reload = on_reload
+        self.last_error: str | None = None
+        self._task: asyncio.Task | None = None
+
+    def reload(self, *, force: bool = False) -> bool:
+        """Load the file(s) if changed (or ``force``).  True when the served set changed."""
+        if not force and not self.source.changed():
+            return False
+        try:
+            data = self.source.load()
+        except VRPFileError as e:
+            self.last_error = str(e)
+            self._report("error", f"{e}; still serving serial {self.cache.serial}")
+            return False
+        self.last_error = None
+        first = not self.cache.has_data
+        delta = self.cache.set_data(data.vrps, data.aspas, data.router_keys)
+        if first:
+            self._report("info", f"loaded {data.summary()}; serial {self.cache.serial}")
+            return True
+        if delta is None:
+            self._report(
+                "info", f"reloaded {self.source.vrps}: no change (serial {self.cache.serial})"
+            )
+            return False
+        self._report(
+            "info",
+            f"reloaded {self.source.vrps}: +{len(delta.vrps_added)} "
+            f"-{len(delta.vrps_removed)} VRPs, {len(delta.aspas)} ASPA and "
+            f"{len(delta.keys_added) + len(delta.keys_removed)} router key "
+            f"changes; serial {delta.from_serial} -> {delta.to_serial}",
+        )
+        return True
+
+    def _report(self, level: str, msg: str) -> None:
+        if self.on_reload is not None:
+            self.on_reload(level, msg)
+        else:
+            (log.error if level == "error" else log.info)("%s", msg)
+
+    def start_watching(self) -> None:
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._watch())
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll)
+            self.reload()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
