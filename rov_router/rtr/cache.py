@@ -338,7 +338,12 @@ class ServerSession:
                 if self.closed:
                     break
         except P.PDUError as e:  # impossible length: the stream cannot be resynchronised
-            self._error(e.code, e.message, e.pdu, events)
+            v = self.version
+            if v is None:  # not negotiated: answer in our highest version (§7)
+                v = self.max_version
+                if e.pdu and e.pdu[0] <= self.max_version and e.code != 4:
+                    v = e.pdu[0]
+            self._error(e.code, e.message, e.pdu, events, version=v)
         self.partial_since = (
             (self.partial_since or self.clock())
             if self.framer.pending and not self.closed

@@ -41,7 +41,7 @@ class _Conn(asyncio.Protocol):
         self.session = ServerSession(
             self.server.cache, self.peer, max_version=self.server.max_version
         )
-        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        transport.set_write_buffer_limits(high=self.server.write_high_water)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
@@ -98,6 +98,7 @@ class RTRServer:
         notify_interval: float = 60.0,
         stall_timeout: float | None = None,
         partial_timeout: float = 30.0,
+        write_high_water: int = WRITE_HIGH_WATER,
         on_event: Callable[[ServerEvent], None] | None = None,
     ) -> None:
         self.cache = cache
@@ -108,6 +109,7 @@ class RTRServer:
         #: bis §9: a stall longer than 3x the Retry interval ends the session
         self.stall_timeout = stall_timeout if stall_timeout is not None else 3.0 * cache.retry
         self.partial_timeout = partial_timeout
+        self.write_high_water = write_high_water
         self.on_event = on_event
         self._server: asyncio.AbstractServer | None = None
         self._conns: set[_Conn] = set()

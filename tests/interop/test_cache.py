@@ -1,0 +1,384 @@
+"""The embedded cache (`rov-router cache`) against our client, RTRlib rtrclient and BIRD 2, and
+against routers that misbehave."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rov_router.procs import free_port, port_listening, stop_child
+from rov_router.rpki.vrp import VRP, load_vrp_file
+from rov_router.rtr import pdu as P
+from rov_router.rtr.cache import CacheState
+from rov_router.rtr.server import RTRServer
+from tests.conftest import DATA, need_tool
+
+pytestmark = pytest.mark.interop
+
+
+def mixed_file(path: Path) -> dict:
+    """The real stayrtr excerpt (19 ROAs, 3 router keys) + the small set (37 VRPs, ASPA)."""
+    real = json.loads((DATA / "stayrtr_test.rpki.json").read_text())
+    small = json.loads((DATA / "small_vrps.json").read_text())
+    for r in real["roas"]:
+        r.pop("expires", None)
+    doc = {
+        "metadata": real["metadata"],
+        "roas": real["roas"] + small["roas"],
+        "bgpsec_keys": real["bgpsec_keys"],
+        "provider_authorizations": small["provider_authorizations"],
+    }
+    path.write_text(json.dumps(doc))
+    return doc
+
+
+class CacheProc:
+    def __init__(self, vrps: Path, tmp: Path, *extra: str) -> None:
+        self.port = free_port()
+        self.log = tmp / f"cache-{self.port}.log"
+        self.vrps = vrps
+        self._logf = open(self.log, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "rov_router.cli",
+                "cache",
+                "--vrps",
+                str(vrps),
+                "--listen",
+                f"127.0.0.1:{self.port}",
+                "--notify-interval",
+                "0",
+                "--poll",
+                "0.2",
+                "--session-file",
+                str(tmp / "session"),
+                "--json",
+                "-v",
+                *extra,
+            ],
+            stdout=self._logf,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while not port_listening(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"cache did not start: {self.log.read_text()}")
+            time.sleep(0.05)
+
+    def events(self) -> list[dict]:
+        out = []
+        for line in self.log.read_text().splitlines():
+            if line.startswith("{"):
+                out.append(json.loads(line))
+        return out
+
+    def wait_for(self, pattern: str, timeout: float = 20) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for ev in self.events():
+                if re.search(pattern, ev.get("message", "")):
+                    return ev
+            time.sleep(0.05)
+        raise AssertionError(f"no {pattern!r} in cache log: {self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        stop_child(self.proc)
+        self._logf.close()
+
+
+@pytest.fixture
+def cache_proc(tmp_path):
+    started: list[CacheProc] = []
+
+    def start(vrps: Path, *extra: str) -> CacheProc:
+        c = CacheProc(vrps, tmp_path, *extra)
+        started.append(c)
+        return c
+
+    yield start
+    for c in reversed(started):
+        c.stop()
+
+
+@pytest.mark.parametrize("version", [0, 1, 2])
+def test_our_client_gets_exactly_the_file(cache_proc, tmp_path, version):
+    f = tmp_path / "vrps.json"
+    mixed_file(f)
+    cache = cache_proc(f)
+    out = tmp_path / "out.json"
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rov_router.cli",
+            "rtr",
+            "--cache",
+            f"127.0.0.1:{cache.port}",
+            "--version",
+            str(version),
+            "--once",
+            "--export",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    want = load_vrp_file(f)
+    got = load_vrp_file(out)
+    assert got.vrps == want.vrps and len(got.vrps) == 55
+    assert got.router_keys == (want.router_keys if version >= 1 else set())
+    assert got.aspas == (want.aspas if version == 2 else {})
+    assert len(want.router_keys) == 3 and len(want.aspas) == 3
+
+
+def _rtrclient_lines(text: str) -> tuple[set[VRP], set[VRP]]:
+    added, removed = set(), set()
+    for line in text.splitlines():
+        m = re.match(r"([+-])\s+(\S+)\s+(\d+)\s+-\s+(\d+)\s+(\d+)$", line.strip())
+        if m:
+            sign, addr, plen, maxlen, asn = m.groups()
+            v = VRP.parse(f"{addr}/{plen}", int(maxlen), int(asn))
+            (added if sign == "+" else removed).add(v)
+    return added, removed
+
+
+def test_rtrclient_full_set_then_only_the_delta(cache_proc, tmp_path):
+    exe = need_tool("rtrclient")
+    f = tmp_path / "vrps.json"
+    doc = mixed_file(f)
+    cache = cache_proc(f)
+    out, err = tmp_path / "rtr.out", tmp_path / "rtr.err"
+    with open(out, "wb") as o, open(err, "wb") as e:
+        proc = subprocess.Popen(
+            ["stdbuf", "-oL", exe, "-p", "tcp", "127.0.0.1", str(cache.port)], stdout=o, stderr=e
+        )
+    try:
+
+        def wait(pattern: str, count: int = 1) -> None:
+            deadline = time.monotonic() + 20
+            while len(re.findall(pattern, err.read_text(errors="replace"))) < count:
+                assert time.monotonic() < deadline, err.read_text()[-2000:]
+                time.sleep(0.05)
+
+        wait(r"Sync successful")
+        added, removed = _rtrclient_lines(out.read_text())
+        assert added == load_vrp_file(f).vrps and not removed
+        # change the file: 2 VRPs out, 3 in
+        gone = [doc["roas"].pop(1), doc["roas"].pop(1)]  # 1.0.4.0/24 and /22 AS38803
+        new = [
+            {"prefix": f"203.0.113.{i * 64}/26", "maxLength": 26, "asn": 64999} for i in range(3)
+        ]
+        doc["roas"] += new
+        f.write_text(json.dumps(doc))
+        wait(r"Serial Notify received")
+        wait(r"Sync successful", 2)
+        log = err.read_text(errors="replace")
+        # the second sync was the Serial Query path: 5 prefix PDUs, serial 1
+        assert re.search(r"Sync successful, received 5 Prefix PDUs.*SN: 1", log), log[-1500:]
+        added2, removed2 = _rtrclient_lines(out.read_text())
+        assert removed2 == {VRP.parse(g["prefix"], g["maxLength"], g["asn"]) for g in gone}
+        assert added2 - added == {VRP.parse(n["prefix"], 26, 64999) for n in new}
+        cache.wait_for(r"delta from serial 0 -> serial 1")
+    finally:
+        stop_child(proc)
+
+
+BIRD_CONF = """
+log "{log}" all;
+router id 127.0.0.1;
+roa4 table r4;
+roa6 table r6;
+protocol rpki rpki1 {{
+  roa4 {{ table r4; }};
+  roa6 {{ table r6; }};
+  remote 127.0.0.1 port {port};
+  retry keep 5;
+}}
+"""
+
+
+def birdc(ctl: Path, *cmd: str) -> str:
+    r = subprocess.run(
+        [need_tool("birdc"), "-s", str(ctl), *cmd], capture_output=True, text=True, timeout=20
+    )
+    return r.stdout
+
+
+def test_bird2_syncs_and_roa_check_flips(cache_proc, tmp_path):
+    bird = need_tool("bird")
+    need_tool("birdc")
+    f = tmp_path / "vrps.json"
+    doc = mixed_file(f)
+    cache = cache_proc(f)
+    conf, ctl = tmp_path / "bird.conf", tmp_path / "bird.ctl"
+    conf.write_text(BIRD_CONF.format(log=tmp_path / "bird.log", port=cache.port))
+    subprocess.run([bird, "-p", "-c", str(conf)], check=True, timeout=20)
+    proc = subprocess.Popen(
+        [bird, "-f", "-c", str(conf), "-s", str(ctl), "-P", str(tmp_path / "bird.pid")]
+    )
+    want = load_vrp_file(f).vrps
+    n4 = sum(1 for v in want if len(v.addr) == 4)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            st = birdc(ctl, "show", "protocols", "all", "rpki1") if ctl.exists() else ""
+            if "Established" in st and f"{n4} imported" in st:
+                break
+            assert time.monotonic() < deadline, st
+            time.sleep(0.1)
+        assert "Protocol version: 1" in st
+        assert f"{len(want) - n4} imported" in st
+        assert birdc(ctl, "show", "route", "table", "r4", "count").count(f"{n4} of {n4} routes")
+        assert "(enum 35)1" in birdc(ctl, "eval", "roa_check(r4, 192.0.2.0/24, 64496)")
+        # the ROA for 192.0.2.0/24 moves from AS64496 to AS64497: BIRD sees it via the cache
+        for r in doc["roas"]:
+            if r["prefix"] == "192.0.2.0/24" and r["asn"] == 64496:
+                r["asn"] = 64497
+        f.write_text(json.dumps(doc))
+        deadline = time.monotonic() + 30
+        while "(enum 35)2" not in birdc(ctl, "eval", "roa_check(r4, 192.0.2.0/24, 64496)"):
+            assert time.monotonic() < deadline, birdc(ctl, "show", "protocols", "all", "rpki1")
+            time.sleep(0.1)
+        assert "(enum 35)1" in birdc(ctl, "eval", "roa_check(r4, 192.0.2.0/24, 64497)")
+        cache.wait_for(r"delta from serial 0 -> serial 1")
+    finally:
+        stop_child(proc)
+
+
+def test_broken_file_keeps_last_good_set_and_names_the_problem(cache_proc, tmp_path):
+    f = tmp_path / "vrps.json"
+    doc = mixed_file(f)
+    cache = cache_proc(f)
+    doc["roas"][3]["maxLength"] = 99
+    f.write_text(json.dumps(doc))
+    ev = cache.wait_for(r"roas\[3\]")
+    assert ev["level"] == "error" and str(f) in ev["message"] and "maxLength 99" in ev["message"]
+    assert "still serving serial 0" in ev["message"]
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rov_router.cli",
+            "rtr",
+            "--cache",
+            f"127.0.0.1:{cache.port}",
+            "--once",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    (syn,) = [json.loads(x) for x in r.stdout.splitlines() if '"synced"' in x]
+    assert syn["vrps"] == 55 and syn["serial"] == 0
+
+
+def test_session_id_changes_across_restarts(cache_proc, tmp_path):
+    f = tmp_path / "vrps.json"
+    mixed_file(f)
+    ids = []
+    for _ in range(3):
+        c = cache_proc(f)
+        ids.append(int(re.search(r"session (\d+)", c.wait_for(r"serving RTR")["message"]).group(1)))
+        c.stop()
+    assert ids[0] != ids[1] and ids[1] != ids[2]
+
+
+# ---- misbehaving routers against the real TCP server (in-process) ---------------------------
+
+
+def _read_all(sock: socket.socket, timeout: float = 5.0) -> bytes:
+    sock.settimeout(timeout)
+    buf = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            return buf
+        if not chunk:
+            return buf
+        buf += chunk
+
+
+def _error_of(data: bytes) -> P.ErrorReport:
+    f = P.Framer()
+    f.feed(data)
+    (pdu,) = [P.decode(raw) for raw in f]
+    assert isinstance(pdu, P.ErrorReport)
+    return pdu
+
+
+def test_bad_routers_get_errors_or_are_dropped_and_others_are_served():
+    big = {VRP((i << 8).to_bytes(4, "big"), 24, 24, 64496 + i % 100) for i in range(1, 300_000)}
+
+    async def run():
+        cache = CacheState()
+        cache.set_data(big)
+        server = RTRServer(
+            cache, "127.0.0.1", 0, stall_timeout=1.0, partial_timeout=0.5, write_high_water=64 << 10
+        )
+        await server.start()
+        port = server.port
+        loop = asyncio.get_running_loop()
+
+        def bad(payload: bytes) -> bytes:
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                s.sendall(payload)
+                return _read_all(s)
+
+        # a router that never reads: tiny receive buffer, asks for 6 MB, then sleeps
+        lazy = socket.socket()
+        lazy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        lazy.connect(("127.0.0.1", port))
+        lazy.sendall(P.ResetQuery(1).encode())
+        results = {
+            "garbage": await loop.run_in_executor(None, bad, b"GET / HTTP/1.1\r\n\r\n"),
+            "unknown type": await loop.run_in_executor(None, bad, bytes([1, 99, 0, 0, 0, 0, 0, 8])),
+            "too long": await loop.run_in_executor(None, bad, bytes([1, 2, 0, 0, 0, 2, 0, 0])),
+            "half PDU": await loop.run_in_executor(None, bad, bytes([1, 2, 0, 0, 0])),
+        }
+
+        # meanwhile a well-behaved router syncs the whole set
+        def good() -> int:
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                s.sendall(P.ResetQuery(1).encode())
+                f = P.Framer()
+                n = 0
+                s.settimeout(20)
+                while True:
+                    chunk = s.recv(1 << 20)
+                    assert chunk
+                    f.feed(chunk)
+                    for raw in f:
+                        if raw[1] == P.PDUType.IPV4_PREFIX:
+                            n += 1
+                        if raw[1] == P.PDUType.END_OF_DATA:
+                            return n
+
+        n = await loop.run_in_executor(None, good)
+        await asyncio.sleep(2.0)  # past the stall timeout
+        status = server.status()
+        lazy.close()
+        await server.close()
+        return results, n, status
+
+    results, n, status = asyncio.run(run())
+    assert _error_of(results["garbage"]).code == 4  # 'G' = version 71: Unsupported Version
+    assert _error_of(results["garbage"]).version == 2  # answered in our highest version
+    assert _error_of(results["unknown type"]).code == 5
+    assert _error_of(results["too long"]).code == 0
+    assert _error_of(results["half PDU"]).code == 0  # timed out after 0.5 s
+    assert n == len(big)
+    assert status["routers"] == []  # the lazy router was dropped
