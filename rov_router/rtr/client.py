@@ -19,6 +19,11 @@ from .dump import DumpWriter, read_dump
 log = logging.getLogger("rov_router.rtr")
 
 
+#: during a transfer, a read smaller than this pauses reading for COALESCE_DELAY seconds
+COALESCE_BELOW = 32 << 10
+COALESCE_DELAY = 0.01
+
+
 @dataclass
 class Applied(S.Event):
     """The store changed (an update applied, or a flush)."""
@@ -232,6 +237,23 @@ class RTRClient:
     def _on_data(self, data: bytes) -> None:
         self._record(b"<", data)
         self._handle(self.session.receive_data(data))
+        t = self._transport
+        if (
+            len(data) < COALESCE_BELOW
+            and self.session.state is S.State.RECEIVING
+            and t is not None
+            and not t.is_closing()
+        ):
+            # A cache that writes PDU by PDU (StayRTR) wakes us for every few hundred bytes;
+            # let the kernel gather a bigger chunk before the next read.
+            t.pause_reading()
+            asyncio.get_running_loop().call_later(COALESCE_DELAY, self._resume_reading)
+
+    def _resume_reading(self) -> None:
+        t = self._transport
+        if t is not None and not t.is_closing():
+            with contextlib.suppress(RuntimeError):
+                t.resume_reading()
 
     def _schedule_timer(self) -> None:
         self._cancel_timer()
