@@ -661,6 +661,36 @@ def cmd_cache(args) -> int:
 # ---- demo --------------------------------------------------------------------------------------
 
 
+async def _demo_sync(vs) -> tuple[VRPStore, dict]:
+    """Serve the demo VRPs from an embedded cache on a free loopback port and sync them over
+    RTR, as the router would."""
+    from .rtr.cache import CacheState
+    from .rtr.server import RTRServer
+
+    cache = CacheState()
+    cache.set_data(vs.vrps, vs.aspas, vs.router_keys)
+    server = RTRServer(cache, "127.0.0.1", 0, on_event=lambda ev: None)
+    await server.start()
+    store = VRPStore()
+    client = RTRClient("127.0.0.1", server.port, store, source=f"127.0.0.1:{server.port}")
+    task = asyncio.ensure_future(client.run())
+    try:
+        await client.wait_synced(30)
+    finally:
+        client.stop()
+        await task
+        await server.close()
+    sess = client.session
+    info = {
+        "cache": client.source,
+        "version": sess.version,
+        "session_id": sess.session_id,
+        "serial": sess.serial,
+        **store.counts(client.source),
+    }
+    return store, info
+
+
 def cmd_demo(args) -> int:
     vrps_file = EXAMPLES / "demo_vrps.json"
     routes_file = EXAMPLES / "demo_routes.txt"
@@ -670,8 +700,13 @@ def cmd_demo(args) -> int:
             "with 'pip install -e .')"
         )
     vs = load_vrp_file(vrps_file, ignore_expires=True)
-    store = VRPStore()
-    store.replace("demo", vs.vrps, vs.aspas, vs.router_keys)
+    store, info = asyncio.run(_demo_sync(vs))
+    if not args.json:
+        print(
+            f"embedded RTR cache on {info['cache']} serving {vrps_file.name}; our RTR client "
+            f"synced {info['vrps']} VRPs and {info['aspas']} ASPA records over RTR "
+            f"v{info['version']} (session {info['session_id']}, serial {info['serial']})"
+        )
     rows = []
     for i, line in enumerate(routes_file.read_text().splitlines(), 1):
         if not line.strip() or line.startswith("#"):
