@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -191,6 +193,17 @@ def test_rtrclient_full_set_then_only_the_delta(cache_proc, tmp_path):
         assert removed2 == {VRP.parse(g["prefix"], g["maxLength"], g["asn"]) for g in gone}
         assert added2 - added == {VRP.parse(n["prefix"], 26, 64999) for n in new}
         cache.wait_for(r"delta from serial 0 -> serial 1")
+        # status on demand (SIGUSR1): the connected router, its version and serial
+        os.kill(cache.proc.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while not [e for e in cache.events() if e.get("event") == "status"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        (st,) = [e for e in cache.events() if e.get("event") == "status"]
+        assert st["serial"] == 1 and st["vrps"] == 56
+        (router,) = st["routers"]
+        assert router["version"] == 1 and router["serial"] == 1 and router["up_to_date"]
+        assert (router["resets_served"], router["deltas_served"]) == (1, 1)
     finally:
         stop_child(proc)
 
@@ -382,3 +395,53 @@ def test_bad_routers_get_errors_or_are_dropped_and_others_are_served():
     assert _error_of(results["half PDU"]).code == 0  # timed out after 0.5 s
     assert n == len(big)
     assert status["routers"] == []  # the lazy router was dropped
+
+
+def test_python_api_changes_data_and_stops_and_starts_serving():
+    """What lab scenarios do: change VRPs / ASPA at run time, take the cache away, bring it back."""
+    from rov_router.rpki.store import VRPStore
+    from rov_router.rtr import session as S
+    from rov_router.rtr.client import RTRClient
+
+    a = VRP.parse("192.0.2.0/24", 24, 64496)
+    b = VRP.parse("198.51.100.0/24", 24, 64497)
+
+    async def run():
+        cache = CacheState()
+        cache.set_data({a}, {64496: (64500,)})
+        server = RTRServer(cache, "127.0.0.1", 0, notify_interval=0)
+        await server.start()
+        store = VRPStore()
+        events: list = []
+        client = RTRClient("127.0.0.1", server.port, store, on_event=events.append, max_backoff=0.2)
+        task = asyncio.ensure_future(client.run())
+
+        async def until(cond, timeout=10.0):
+            deadline = asyncio.get_running_loop().time() + timeout
+            while not cond():
+                assert asyncio.get_running_loop().time() < deadline, events[-5:]
+                await asyncio.sleep(0.02)
+
+        await client.wait_synced(10)
+        cache.add_vrps([b])
+        cache.set_aspa(64497, [64501, 64502])
+        await until(lambda: client.session.serial == 2)
+        assert set(store.iter_vrps()) == {a, b}
+        assert store.aspas() == {64496: (64500,), 64497: (64501, 64502)}
+        await server.stop()  # the cache goes away: the router keeps its data
+        await until(lambda: not client.connected)
+        assert set(store.iter_vrps()) == {a, b}
+        cache.remove_vrps([a])  # changed while down
+        await server.start()  # back on the same port: the router resumes by Serial Query
+        await until(lambda: client.session.serial == 3)
+        assert set(store.iter_vrps()) == {b}
+        client.stop()
+        await task
+        await server.close()
+        return events
+
+    events = asyncio.run(run())
+    syncs = [e for e in events if isinstance(e, S.Synced)]
+    # reset; one delta to serial 2 (both changes were made before the router asked); after the
+    # restart, a delta to serial 3 over the resumed session
+    assert [(s.reset, s.serial) for s in syncs] == [(True, 0), (False, 2), (False, 3)]

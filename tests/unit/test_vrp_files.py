@@ -114,3 +114,14 @@ def test_export_round_trip(tmp_path):
     p = write(tmp_path, "x.json", json.dumps(vrps_to_json(s.vrps, s.aspas, s.router_keys)))
     back = load_vrp_file(p)
     assert back.vrps == s.vrps and back.aspas == s.aspas
+
+
+def test_routinator_json_and_aspa(tmp_path):
+    doc = {
+        "metadata": {"generated": 1700000000},
+        "roas": [{"asn": "AS13335", "prefix": "1.0.0.0/24", "maxLength": 24, "ta": "apnic"}],
+        "aspas": [{"customer": "AS64496", "providers": ["AS64497", "AS64498"]}],
+    }
+    s = load_vrp_file(write(tmp_path, "r.json", json.dumps(doc)))
+    assert s.vrps == {VRP.parse("1.0.0.0/24", 24, 13335)}
+    assert s.aspas == {64496: (64497, 64498)}
