@@ -197,6 +197,43 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--json", action="store_true", help="events and status as JSON lines")
 
+    rn = sub.add_parser(
+        "run",
+        parents=[common],
+        help="run the router: ExaBGP sessions -> ROV -> policy -> Loc-RIB -> downstream",
+        description="Run the router described by a TOML config (see examples/router.toml). "
+        "SIGUSR1 writes --state-file.",
+    )
+    rn.add_argument("--config", required=True, metavar="FILE", help="router TOML file")
+    mode = rn.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--json",
+        action="store_const",
+        const="json",
+        dest="display",
+        help="JSON lines (events, then a summary)",
+    )
+    mode.add_argument(
+        "--plain",
+        action="store_const",
+        const="plain",
+        dest="display",
+        help="plain event lines (the default without a terminal)",
+    )
+    mode.add_argument(
+        "--live",
+        action="store_const",
+        const="live",
+        dest="display",
+        help="the live table (the default in a terminal)",
+    )
+    rn.add_argument(
+        "--state-file",
+        metavar="FILE",
+        help="write the full state (RPKI, neighbors, routes) as JSON here on SIGUSR1 and at exit",
+    )
+    rn.add_argument("--duration", type=float, help="stop after this many seconds")
+
     d = sub.add_parser(
         "demo",
         parents=[common],
@@ -221,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_demo(args)
         if args.command == "cache":
             return cmd_cache(args)
+        if args.command == "run":
+            return cmd_run(args)
     except (CLIError, VRPFileError, DumpError) as e:
         print(f"rov-router: error: {e}", file=sys.stderr)
         return 2
@@ -562,6 +601,32 @@ def cmd_validate(args) -> int:
     for addr, plen, origin in routes:
         _print_verdict(validate_route(store, addr, plen, origin), args.json)
     return 0
+
+
+# ---- run ---------------------------------------------------------------------------------------
+
+
+def cmd_run(args) -> int:
+    from .app import App
+    from .config import ConfigError, load_config
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as e:
+        raise CLIError(str(e)) from None
+    display = args.display or cfg.display
+    if display == "auto":
+        display = "live" if sys.stdout.isatty() else "plain"
+    app = App(
+        cfg,
+        display=display,
+        state_file=Path(args.state_file) if args.state_file else None,
+        duration=args.duration,
+    )
+    try:
+        return asyncio.run(app.run())
+    except RuntimeError as e:
+        raise CLIError(str(e)) from None
 
 
 # ---- cache -------------------------------------------------------------------------------------

@@ -1,0 +1,397 @@
+"""`rov-router run`: wires RTR sources, the router core, ExaBGP (through the bridge) and the
+display into one asyncio loop.
+
+Flow (one way): RTR -> VRP store -> revalidation -> RIB / policy -> ExaBGP commands, display.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .bgp.speaker import BridgeEnd, ExaBGP, PeerSpec, SpeakerSpec, local_address_for
+from .config import RouterConfig
+from .router import PeerEvent, RouteEvent, RouterCore
+from .rpki.store import VRPStore
+from .rtr import session as S
+from .rtr.cache import CacheState
+from .rtr.client import Applied, RTRClient
+from .rtr.server import FileCache, FileSource, RTRServer
+
+log = logging.getLogger("rov_router.app")
+
+
+class RPKISource:
+    """One configured RPKI source: an RTR client, plus the embedded cache when it serves a file."""
+
+    def __init__(
+        self,
+        name: str,
+        client: RTRClient,
+        cache: CacheState | None = None,
+        server: RTRServer | None = None,
+        files: FileCache | None = None,
+    ) -> None:
+        self.name = name
+        self.client = client
+        self.cache = cache
+        self.server = server
+        self.files = files
+        self.task: asyncio.Task | None = None
+        self.last_update: float | None = None
+
+
+class App:
+    def __init__(
+        self,
+        config: RouterConfig,
+        *,
+        display: str = "plain",
+        state_file: Path | None = None,
+        duration: float | None = None,
+        workdir: Path | None = None,
+        out=None,
+    ) -> None:
+        self.config = config
+        self.display_mode = display
+        self.state_file = state_file
+        self.duration = duration
+        self.out = out or sys.stdout
+        self.store = VRPStore()
+        self.core = RouterCore(config, self.store)
+        self.sources: list[RPKISource] = []
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="rov-router-"))
+        self.bridge: BridgeEnd | None = None
+        self.exabgp: ExaBGP | None = None
+        self._flush_scheduled = False
+        self._stop = asyncio.Event()
+        self.started = time.time()
+        self.display = None
+        self.core.listeners.append(self._on_core_event)
+
+    # ---- events ------------------------------------------------------------------------------
+
+    def _print(self, obj: dict) -> None:
+        if self.display is not None:
+            self.display.event(obj)
+            return
+        if self.display_mode == "json":
+            print(json.dumps(obj), file=self.out, flush=True)
+        else:
+            print(f"{time.strftime('%H:%M:%S')} {obj['message']}", file=self.out, flush=True)
+
+    def _on_core_event(self, ev) -> None:
+        if isinstance(ev, PeerEvent):
+            self._print(
+                {
+                    "event": "neighbor",
+                    "neighbor": ev.peer,
+                    "state": ev.state,
+                    "reason": ev.reason,
+                    "message": f"neighbor {ev.peer} {ev.state}"
+                    + (f" ({ev.reason})" if ev.reason else ""),
+                }
+            )
+        elif isinstance(ev, RouteEvent) and self.display_mode in ("plain", "json"):
+            r = ev.route
+            if ev.kind == "state":
+                v = self.core.verdict(r)
+                self._print(
+                    {
+                        "event": "route_state",
+                        "prefix": r.prefix,
+                        "origin": r.origin,
+                        "neighbor": r.peer.address,
+                        "from": ev.old_state,
+                        "state": r.state,
+                        "action": r.action,
+                        "reason": v.reason,
+                        "message": f"{r.prefix} AS{r.origin} from {r.peer.address}: "
+                        f"{ev.old_state} -> {r.state} ({r.action}): {v.reason}",
+                    }
+                )
+            elif ev.kind == "new" and self.display_mode == "json":
+                v = self.core.verdict(r)
+                self._print(
+                    {
+                        "event": "route",
+                        "prefix": r.prefix,
+                        "origin": r.origin,
+                        "path": r.attrs.path_str(),
+                        "neighbor": r.peer.address,
+                        "state": r.state,
+                        "action": r.action,
+                        "reason": v.reason,
+                        "message": "",
+                    }
+                )
+
+    def _on_rtr_event(self, src: RPKISource, ev) -> None:
+        if isinstance(ev, Applied):
+            n = self.core.on_vrp_changes(ev.changes)
+            src.last_update = time.time()
+            self._schedule_flush()
+            c = self.store.counts(src.name)
+            self._print(
+                {
+                    "event": "rpki",
+                    "source": src.name,
+                    "serial": ev.serial,
+                    "vrps": c["vrps"],
+                    "aspas": c["aspas"],
+                    "revalidated": n,
+                    "message": f"RPKI {src.name}: serial {ev.serial}, {c['vrps']} VRPs, "
+                    f"{c['aspas']} ASPA; {n} routes revalidated",
+                }
+            )
+        elif isinstance(ev, S.Log) and ev.level in ("warning", "error"):
+            self._print(
+                {"event": "rpki_log", "source": src.name, "level": ev.level, "message": ev.message}
+            )
+
+    def _on_line(self, line: bytes) -> None:
+        self.core.feed_line(line)
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        cmds = self.core.commands()
+        if cmds and self.bridge is not None:
+            for c in cmds:
+                self.bridge.send(c)
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+
+    async def _start_rpki(self) -> None:
+        for i, src in enumerate(self.config.rpki):
+            name = src.name or f"rpki{i}"
+            if src.vrps is not None:
+                cache = CacheState(refresh=src.refresh, retry=src.retry, expire=src.expire)
+                files = FileCache(
+                    cache,
+                    FileSource(src.vrps, src.slurm, "auto", src.ignore_expires),
+                    poll=0.5,
+                    on_reload=lambda lvl, msg, n=name: self._print(
+                        {"event": "cache", "source": n, "level": lvl, "message": msg}
+                    ),
+                )
+                files.reload(force=True)
+                if not cache.has_data:
+                    raise RuntimeError(f"RPKI source {name}: {files.last_error}")
+                server = RTRServer(
+                    cache, "127.0.0.1", 0, notify_interval=1.0, on_event=lambda ev: None
+                )
+                await server.start()
+                files.start_watching()
+                host, port = "127.0.0.1", server.port
+            else:
+                assert src.cache is not None
+                cache = server = files = None
+                host, port = src.cache
+            holder: list[RPKISource] = []
+            client = RTRClient(
+                host,
+                port,
+                self.store,
+                source=name,
+                max_version=src.version,
+                min_version=src.min_version,
+                max_backoff=5.0,
+                on_event=lambda ev, h=holder: self._on_rtr_event(h[0], ev),
+            )
+            rs = RPKISource(name, client, cache, server, files)
+            holder.append(rs)
+            rs.task = asyncio.ensure_future(client.run())
+            self.sources.append(rs)
+
+    def _speaker_spec(self, sock: Path) -> SpeakerSpec:
+        cfg = self.config
+        listen = cfg.listen.split()
+        peers = []
+        for n in cfg.neighbors:
+            local = local_address_for(n.address, n.local_address, listen[0])
+            peers.append(
+                PeerSpec(
+                    address=n.address,
+                    peer_as=n.asn,
+                    local_as=cfg.asn,
+                    router_id=cfg.router_id,
+                    local_address=local,
+                    passive=n.passive,
+                    connect=None if n.passive else n.port,
+                    description=n.description or n.role,
+                )
+            )
+        return SpeakerSpec("exabgp", peers, listen=listen, port=cfg.port, socket=sock)
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._stop.set)
+        loop.add_signal_handler(signal.SIGUSR1, self.write_state)
+        if self.display_mode == "live":
+            from .ui.live import LiveDisplay
+
+            self.display = LiveDisplay(self)
+        try:
+            await self._start_rpki()
+            sock = self.config.socket or (self.workdir / "exabgp.sock")
+            self.bridge = BridgeEnd(sock, self._on_line)
+            await self.bridge.start()
+            if self.config.exabgp == "managed":
+                self.exabgp = ExaBGP(self._speaker_spec(sock), self.workdir)
+                self.exabgp.start()
+            self._print(
+                {
+                    "event": "start",
+                    "message": f"rov-router AS{self.config.asn} "
+                    f"({self.config.router_id}): {len(self.core.peers)} neighbors, "
+                    f"{len(self.sources)} RPKI source(s); ExaBGP "
+                    f"{'pid ' + str(self.exabgp.proc.pid) if self.exabgp else 'external'}"
+                    f", bridge socket {sock}",
+                }
+            )
+            if self.display is not None:
+                self.display.start()
+            waiter = asyncio.ensure_future(self._stop.wait())
+            watch = asyncio.ensure_future(self._watch_exabgp())
+            done, _ = await asyncio.wait(
+                {waiter, watch}, timeout=self.duration, return_when=asyncio.FIRST_COMPLETED
+            )
+            for t in (waiter, watch):
+                t.cancel()
+            return 0 if watch not in done else 1
+        finally:
+            await self.shutdown()
+
+    async def _watch_exabgp(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            if self.exabgp is not None and not self.exabgp.running:
+                self._print({"event": "error", "message": "ExaBGP exited:\n" + self.exabgp.tail()})
+                return
+
+    async def shutdown(self) -> None:
+        if self.display is not None:
+            self.display.stop()
+            self.display = None
+        if self.bridge is not None:
+            await self.bridge.drain(2.0)
+        if self.exabgp is not None:
+            self.exabgp.stop()
+        for src in self.sources:
+            src.client.stop()
+            if src.task is not None:
+                with contextlib.suppress(Exception):
+                    await src.task
+            if src.files is not None:
+                await src.files.stop()
+            if src.server is not None:
+                await src.server.close()
+        if self.bridge is not None:
+            await self.bridge.close()
+        self.write_state()
+        self._print({"event": "summary", **self.summary(), "message": self.summary_text()})
+
+    # ---- state -------------------------------------------------------------------------------
+
+    def summary(self) -> dict:
+        states = {"valid": 0, "invalid": 0, "not-found": 0}
+        dropped = 0
+        for r in self.core.routes():
+            states[r.state] += 1
+            dropped += not r.accepted
+        return {
+            "routes": sum(states.values()),
+            **states,
+            "dropped": dropped,
+            "loc_rib": len(self.core.loc_rib()),
+            "unparsed_lines": self.core.stats.unparsed,
+            "revalidations": self.core.stats.revalidations,
+        }
+
+    def summary_text(self) -> str:
+        s = self.summary()
+        return (
+            f"summary: {s['routes']} routes ({s['valid']} valid, {s['invalid']} invalid, "
+            f"{s['not-found']} not-found), {s['dropped']} dropped, {s['loc_rib']} in "
+            f"Loc-RIB, {s['unparsed_lines']} unparsable lines"
+        )
+
+    def state(self) -> dict:
+        now = time.time()
+        rtr = []
+        for src in self.sources:
+            info = src.client.session.info()
+            rtr.append(
+                {
+                    "name": src.name,
+                    "cache": f"{src.client.host}:{src.client.port}",
+                    "connected": src.client.connected,
+                    "state": info.state,
+                    "version": info.version,
+                    "session_id": info.session_id,
+                    "serial": info.serial,
+                    "expires_in": info.expires_in,
+                    "last_update": src.last_update,
+                    **self.store.counts(src.name),
+                }
+            )
+        neighbors = []
+        for p in self.core.peers.values():
+            neighbors.append(
+                {
+                    "address": p.address,
+                    "asn": p.config.asn,
+                    "role": p.config.role,
+                    "policy": p.config.policy,
+                    "state": p.state,
+                    "reason": p.reason,
+                    "advertised": len(p.adj_out),
+                    **p.counts(),
+                }
+            )
+        routes = []
+        for r in self.core.routes():
+            e = self.core.rib.entry(r.addr, r.plen)
+            routes.append(
+                {
+                    "prefix": r.prefix,
+                    "origin": r.origin,
+                    "path": r.attrs.path_str(),
+                    "neighbor": r.peer.address,
+                    "state": r.state,
+                    "action": r.action,
+                    "accepted": r.accepted,
+                    "best": bool(e and e.best is r),
+                    "reason": self.core.verdict(r).reason,
+                }
+            )
+        return {
+            "time": now,
+            "uptime": now - self.started,
+            "rpki": rtr,
+            "neighbors": neighbors,
+            "routes": routes,
+            "stats": vars(self.core.stats),
+            "summary": self.summary(),
+        }
+
+    def write_state(self) -> None:
+        if self.state_file is None:
+            return
+        tmp = self.state_file.with_name(self.state_file.name + ".tmp")
+        tmp.write_text(json.dumps(self.state(), default=str))
+        tmp.replace(self.state_file)

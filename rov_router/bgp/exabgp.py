@@ -1,0 +1,338 @@
+"""ExaBGP 5 process API: JSON lines -> route events, and route events -> text commands.
+
+Facts this relies on (../shared/reference/exabgp.md, observed with ExaBGP 5.0.15):
+
+* one message per line; plain-text ``done`` / ``error`` / ``exabgp 5.0.15`` answers to our
+  commands are interleaved with the JSON (§6.1, G6);
+* ``update`` messages carry ``announce[family][next-hop] = [{"nlri": p}, ...]`` (or plain
+  strings in compact mode) and ``withdraw[family] = [...]``; End-of-RIB is ``message.eor``;
+* ``state`` messages are ``connected`` / ``up`` / ``down`` (with ``reason``); ExaBGP never
+  withdraws a dropped peer's routes (G5);
+* the process-wide shutdown is ``{"type": "notification", "notification": "shutdown"}``;
+* commands are text: ``neighbor <ip> announce attributes ... nlri P1 P2`` and our AS path
+  must be written out (ExaBGP sends ``as-path`` verbatim, §7.3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..rpki.validate import origin_from_path
+
+try:
+    import orjson
+
+    _loads = orjson.loads
+except ImportError:  # pragma: no cover
+    import json
+
+    _loads = json.loads
+
+
+FAMILIES = ("ipv4 unicast", "ipv6 unicast")
+SEGMENT_KINDS = {
+    "as-sequence": "sequence",
+    "as-set": "set",
+    "confed-sequence": "confed-sequence",
+    "confed-set": "confed-set",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Attributes:
+    """Path attributes shared by all prefixes of one UPDATE (one object per UPDATE)."""
+
+    next_hop: str
+    origin: str = "igp"  # igp | egp | incomplete
+    as_path: tuple[tuple[str, tuple[int, ...]], ...] = ()  # (kind, asns) segments in order
+    med: int | None = None
+    local_pref: int | None = None
+    communities: tuple[tuple[int, int], ...] = ()
+    large_communities: tuple[tuple[int, int, int], ...] = ()
+    extended_communities: tuple[str, ...] = ()
+    atomic_aggregate: bool = False
+    aggregator: str | None = None
+    otc: int | None = None  # RFC 9234 Only To Customer, if ExaBGP reports it
+    other: tuple[tuple[str, str], ...] = ()  # attributes we pass over (name, text)
+
+    def origin_as(self, local_as: int | None = None) -> int | None:
+        """RFC 6811 §2 origin: last AS of a final AS_SEQUENCE; ``local_as`` for an empty path
+        or a final confederation segment; None (NONE) for a final AS_SET."""
+        return origin_from_path(self.as_path, local_as)
+
+    @property
+    def path_length(self) -> int:
+        """Best-path length: each AS in a sequence counts 1, an AS_SET counts 1 (RFC 4271
+        9.1.2.2), confederation segments count 0."""
+        n = 0
+        for kind, asns in self.as_path:
+            if kind == "sequence":
+                n += len(asns)
+            elif kind == "set":
+                n += 1
+        return n
+
+    @property
+    def flat_path(self) -> tuple[int, ...]:
+        out: list[int] = []
+        for _kind, asns in self.as_path:
+            out.extend(asns)
+        return tuple(out)
+
+    def path_str(self) -> str:
+        parts = []
+        for kind, asns in self.as_path:
+            if kind == "sequence":
+                parts.append(" ".join(str(a) for a in asns))
+            elif kind == "set":
+                parts.append("{" + ",".join(str(a) for a in asns) + "}")
+            else:
+                parts.append("(" + " ".join(str(a) for a in asns) + ")")
+        return " ".join(p for p in parts if p)
+
+
+# ---- events ------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class PeerState:
+    peer: str
+    state: str  # connected | up | down
+    reason: str = ""
+    peer_as: int | None = None
+
+
+@dataclass(slots=True)
+class Update:
+    """One UPDATE: prefixes announced with shared attributes and prefixes withdrawn."""
+
+    peer: str
+    peer_as: int | None
+    announced: list[tuple[str, str, Attributes]] = field(default_factory=list)  # family, prefix
+    withdrawn: list[tuple[str, str]] = field(default_factory=list)  # family, prefix
+
+
+@dataclass(slots=True)
+class EndOfRib:
+    peer: str
+    family: str
+
+
+@dataclass(slots=True)
+class Open:
+    peer: str
+    asn: int
+    router_id: str
+    capabilities: dict
+
+
+@dataclass(slots=True)
+class Notification:
+    peer: str
+    code: int
+    subcode: int
+
+
+@dataclass(slots=True)
+class Shutdown:
+    pass
+
+
+@dataclass(slots=True)
+class Answer:
+    """``done`` / ``error`` (or another plain-text line) answering one of our commands."""
+
+    text: str
+
+    @property
+    def ok(self) -> bool:
+        return self.text == "done"
+
+
+@dataclass(slots=True)
+class Ignored:
+    kind: str
+
+
+class LineError(ValueError):
+    """A line that could not be understood; ``line`` is kept for the log."""
+
+    def __init__(self, message: str, line: str) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+Event = PeerState | Update | EndOfRib | Open | Notification | Shutdown | Answer | Ignored
+
+
+def parse_line(line: str | bytes) -> Event:
+    """Decode one line ExaBGP wrote to the process.  Raises :class:`LineError`."""
+    text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+    s = text.strip()
+    if not s:
+        return Ignored("empty")
+    if not s.startswith("{"):
+        return Answer(s)
+    try:
+        m = _loads(s)
+    except ValueError as e:
+        raise LineError(f"not valid JSON: {e}", s) from None
+    try:
+        return _decode(m)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        raise LineError(f"unexpected message structure: {type(e).__name__}: {e}", s) from None
+
+
+def _decode(m: dict[str, Any]) -> Event:
+    t = m["type"]
+    if t == "notification" and m.get("notification") == "shutdown":
+        return Shutdown()
+    n = m["neighbor"]
+    peer = n["address"]["peer"]
+    peer_as = n.get("asn", {}).get("peer")
+    if t == "state":
+        return PeerState(peer, n["state"], n.get("reason", ""), peer_as)
+    if t == "update":
+        if n.get("direction", "receive") != "receive":
+            return Ignored("sent update")
+        msg = n["message"]
+        if "update" not in msg and "eor" not in msg:
+            return Ignored("raw update")  # receive { packets; } hex copy
+        if "eor" in msg:
+            eor = msg["eor"]
+            return EndOfRib(peer, f"{eor['afi']} {eor['safi']}")
+        return _decode_update(peer, peer_as, msg["update"])
+    if t == "open":
+        if n.get("direction") != "receive" or "open" not in n:
+            return Ignored("sent or raw open")
+        o = n["open"]
+        return Open(peer, int(o["asn"]), str(o.get("router_id", "")), o.get("capabilities", {}))
+    if t == "notification" and "notification" in n:
+        no = n["notification"]
+        return Notification(peer, int(no["code"]), int(no["subcode"]))
+    return Ignored(t)
+
+
+def _decode_update(peer: str, peer_as: int | None, u: dict[str, Any]) -> Update:
+    up = Update(peer, peer_as)
+    attr = u.get("attribute", {})
+    for fam, by_nh in u.get("announce", {}).items():
+        if fam not in FAMILIES:
+            continue
+        for nh, nlris in by_nh.items():
+            attrs = _attributes(nh, attr)
+            for x in nlris:
+                up.announced.append((fam, x if isinstance(x, str) else x["nlri"], attrs))
+    for fam, nlris in u.get("withdraw", {}).items():
+        if fam not in FAMILIES:
+            continue
+        for x in nlris:
+            up.withdrawn.append((fam, x if isinstance(x, str) else x["nlri"]))
+    return up
+
+
+def _attributes(next_hop: str, a: dict[str, Any]) -> Attributes:
+    path = a.get("as-path", {})
+    segs = []
+    for k in sorted(path, key=int):
+        seg = path[k]
+        segs.append(
+            (SEGMENT_KINDS.get(seg["element"], seg["element"]), tuple(int(x) for x in seg["value"]))
+        )
+    known = {
+        "origin",
+        "as-path",
+        "med",
+        "local-preference",
+        "community",
+        "large-community",
+        "extended-community",
+        "atomic-aggregate",
+        "aggregator",
+    }
+    other = tuple(sorted((k, str(v)) for k, v in a.items() if k not in known))
+    otc = None
+    for k, v in other:
+        if k in ("otc", "only-to-customer") or k.startswith("attribute-0x23"):
+            try:
+                otc = int(str(v).split("-")[0], 0) if not str(v).isdigit() else int(v)
+            except ValueError:
+                otc = None
+    return Attributes(
+        next_hop=next_hop,
+        origin=a.get("origin", "igp"),
+        as_path=tuple(segs),
+        med=a.get("med"),
+        local_pref=a.get("local-preference"),
+        communities=tuple(tuple(c) for c in a.get("community", ())),
+        large_communities=tuple(tuple(c) for c in a.get("large-community", ())),
+        extended_communities=tuple(str(c) for c in a.get("extended-community", ())),
+        atomic_aggregate=bool(a.get("atomic-aggregate", False)),
+        aggregator=a.get("aggregator"),
+        otc=otc,
+        other=other,
+    )
+
+
+# ---- commands ----------------------------------------------------------------------------------
+
+#: RFC 8097 BGP Prefix Origin Validation State extended community (type 0x43, subtype 0x00):
+#: non-transitive; last octet 0 valid, 1 not found, 2 invalid.
+RFC8097_STATE = {"valid": 0, "not-found": 1, "invalid": 2}
+
+
+def rfc8097_community(state: str) -> str:
+    return f"0x43000000000000{RFC8097_STATE[state]:02x}"
+
+
+def attributes_text(
+    attrs: Attributes,
+    *,
+    next_hop: str,
+    local_as: int | None,
+    local_pref: int | None = None,
+    extra_ext_communities: tuple[str, ...] = (),
+    extra_large_communities: tuple[tuple[int, int, int], ...] = (),
+) -> str:
+    """The ``announce attributes`` part of a command for re-advertising a route: our AS is
+    prepended (eBGP), communities are carried over."""
+    seq: list[int] = [local_as] if local_as is not None else []
+    sets: list[int] = []
+    for kind, asns in attrs.as_path:
+        if kind == "sequence":
+            if sets:  # ExaBGP can only express a sequence followed by one set
+                seq.extend(sets)
+                sets = []
+            seq.extend(asns)
+        elif kind == "set":
+            sets.extend(asns)
+    parts = [
+        f"next-hop {next_hop}",
+        f"origin {attrs.origin}",
+        f"as-path [ {' '.join(str(a) for a in seq)} ]"
+        + (f" ( {' '.join(str(a) for a in sets)} )" if sets else ""),
+    ]
+    if attrs.med is not None:
+        parts.append(f"med {attrs.med}")
+    if local_pref is not None:
+        parts.append(f"local-preference {local_pref}")
+    if attrs.communities:
+        parts.append("community [ " + " ".join(f"{a}:{b}" for a, b in attrs.communities) + " ]")
+    large = attrs.large_communities + extra_large_communities
+    if large:
+        parts.append("large-community [ " + " ".join(f"{a}:{b}:{c}" for a, b, c in large) + " ]")
+    ext = tuple(extra_ext_communities)
+    if ext:
+        parts.append("extended-community [ " + " ".join(ext) + " ]")
+    if attrs.atomic_aggregate:
+        parts.append("atomic-aggregate")
+    return " ".join(parts)
+
+
+def announce_command(neighbor: str, attributes: str, prefixes: list[str]) -> str:
+    return f"neighbor {neighbor} announce attributes {attributes} nlri {' '.join(prefixes)}"
+
+
+def withdraw_command(neighbor: str, prefix: str) -> str:
+    return f"neighbor {neighbor} withdraw route {prefix}"

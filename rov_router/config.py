@@ -1,0 +1,352 @@
+"""Router configuration: one TOML file -> dataclasses.  Errors name the file, the line and the
+key (``router.toml:12: neighbor[1].role: 'upstrem' is not one of ...``).
+
+```toml
+[router]
+asn = 65000
+router_id = "127.0.0.1"
+listen = "127.0.0.1"          # address(es) ExaBGP listens on ("127.0.0.1 ::1")
+port = 1790
+
+[[neighbor]]
+address = "127.0.0.2"
+asn = 65001
+role = "upstream"             # upstream | downstream | customer | provider | peer | route-server | rs-client
+policy = "drop-invalid"       # drop-invalid | depref-invalid | tag | accept-all
+passive = true                # wait for the neighbor to connect (default for all but downstream)
+port = 179                    # port to dial when not passive
+local_address = "127.0.0.1"
+next_hop6 = "2001:db8::1"     # IPv6 next hop when announcing IPv6 over an IPv4 session
+
+[[rpki]]
+cache = "127.0.0.1:3323"      # an RTR cache ... (version = 2, min_version = 0)
+[[rpki]]
+vrps = "vrps.json"            # ... or a VRP file served by the embedded cache (slurm = "...")
+
+[policy]
+prefer_valid = false          # valid beats not-found right after local-pref
+depref_local_pref = 50
+
+[display]
+mode = "auto"                 # auto | live | plain | json
+```
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from ipaddress import ip_address
+from pathlib import Path
+from typing import Any
+
+ROLES = ("upstream", "downstream", "customer", "provider", "peer", "route-server", "rs-client")
+POLICIES = ("drop-invalid", "depref-invalid", "tag", "accept-all")
+DISPLAY = ("auto", "live", "plain", "json")
+
+
+class ConfigError(ValueError):
+    def __init__(self, path: str, line: int | None, key: str, message: str) -> None:
+        where = f"{path}:{line}" if line else path
+        super().__init__(f"{where}: {key}: {message}" if key else f"{where}: {message}")
+        self.path, self.line, self.key = path, line, key
+
+
+@dataclass
+class NeighborConfig:
+    address: str
+    asn: int
+    role: str = "upstream"
+    policy: str = "drop-invalid"
+    passive: bool = True
+    port: int = 179
+    local_address: str | None = None
+    next_hop6: str | None = None
+    description: str = ""
+
+    @property
+    def receives_from(self) -> bool:
+        return self.role != "downstream"
+
+
+@dataclass
+class RPKISourceConfig:
+    cache: tuple[str, int] | None = None
+    vrps: Path | None = None
+    slurm: Path | None = None
+    version: int = 2
+    min_version: int = 0
+    name: str = ""
+    refresh: int = 3600
+    retry: int = 600
+    expire: int = 7200
+    ignore_expires: bool = False
+
+
+@dataclass
+class RouterConfig:
+    path: Path
+    asn: int
+    router_id: str
+    listen: str = "127.0.0.1"
+    port: int = 1790
+    neighbors: list[NeighborConfig] = field(default_factory=list)
+    rpki: list[RPKISourceConfig] = field(default_factory=list)
+    prefer_valid: bool = False
+    depref_local_pref: int = 50
+    display: str = "auto"
+    exabgp: str = "managed"  # managed | external
+    socket: Path | None = None
+
+    def neighbor(self, address: str) -> NeighborConfig | None:
+        for n in self.neighbors:
+            if ip_address(n.address) == ip_address(address):
+                return n
+        return None
+
+
+class _Lines:
+    """Find the line of a key in the TOML text, for error messages."""
+
+    def __init__(self, text: str) -> None:
+        self.lines = text.splitlines()
+
+    def find(self, table: str, index: int | None, key: str | None) -> int | None:
+        want_header = re.compile(rf"^\s*\[\[?\s*{re.escape(table)}\s*\]\]?\s*(#.*)?$")
+        seen = -1
+        start = None
+        for i, line in enumerate(self.lines):
+            if want_header.match(line):
+                seen += 1
+                if index is None or seen == index:
+                    start = i
+                    break
+        if start is None:
+            return None
+        if key is None:
+            return start + 1
+        key_re = re.compile(rf"^\s*{re.escape(key)}\s*=")
+        for j in range(start + 1, len(self.lines)):
+            if self.lines[j].lstrip().startswith("["):
+                break
+            if key_re.match(self.lines[j]):
+                return j + 1
+        return start + 1
+
+
+def load_config(path: str | Path) -> RouterConfig:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise ConfigError(str(p), None, "", f"cannot read: {e}") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        m = re.search(r"line (\d+)", str(e))
+        raise ConfigError(
+            str(p), int(m.group(1)) if m else None, "", f"not valid TOML: {e}"
+        ) from None
+    lines = _Lines(text)
+    base = p.resolve().parent
+
+    def err(table: str, index: int | None, key: str | None, msg: str) -> ConfigError:
+        label = table if index is None else f"{table}[{index}]"
+        return ConfigError(
+            str(p), lines.find(table, index, key), f"{label}.{key}" if key else label, msg
+        )
+
+    def get(d: dict, table: str, index: int | None, key: str, kind, default: Any = ..., check=None):
+        if key not in d:
+            if default is ...:
+                raise err(table, index, None, f"missing required key '{key}'")
+            return default
+        v = d[key]
+        if kind is int and (isinstance(v, bool) or not isinstance(v, int)):
+            raise err(table, index, key, f"expected an integer, got {v!r}")
+        if kind is str and not isinstance(v, str):
+            raise err(table, index, key, f"expected a string, got {v!r}")
+        if kind is bool and not isinstance(v, bool):
+            raise err(table, index, key, f"expected true or false, got {v!r}")
+        if check is not None:
+            problem = check(v)
+            if problem:
+                raise err(table, index, key, problem)
+        return v
+
+    def one_of(options):
+        return lambda v: None if v in options else f"{v!r} is not one of {', '.join(options)}"
+
+    def asn(v: int) -> str | None:
+        return None if 0 < v <= 0xFFFFFFFF else f"ASN {v} outside 1..4294967295"
+
+    def addr(v: str) -> str | None:
+        try:
+            ip_address(v)
+        except ValueError:
+            return f"{v!r} is not an IP address"
+        return None
+
+    def port(v: int) -> str | None:
+        return None if 0 <= v <= 65535 else f"port {v} outside 0..65535"
+
+    known_top = {"router", "neighbor", "rpki", "policy", "display", "exabgp"}
+    for k in doc:
+        if k not in known_top:
+            raise ConfigError(
+                str(p), None, k, f"unknown section (expected {', '.join(sorted(known_top))})"
+            )
+    r = doc.get("router")
+    if not isinstance(r, dict):
+        raise ConfigError(str(p), None, "router", "missing [router] section")
+    cfg = RouterConfig(
+        path=p,
+        asn=get(r, "router", None, "asn", int, check=asn),
+        router_id=get(r, "router", None, "router_id", str, check=addr),
+        listen=get(
+            r,
+            "router",
+            None,
+            "listen",
+            str,
+            "127.0.0.1",
+            check=lambda v: next((addr(a) for a in v.split() if addr(a)), None),
+        ),
+        port=get(r, "router", None, "port", int, 1790, check=port),
+    )
+    _unknown(r, {"asn", "router_id", "listen", "port"}, err, "router", None)
+    neighbors = doc.get("neighbor", [])
+    if not isinstance(neighbors, list):
+        raise err("neighbor", None, None, "use [[neighbor]] tables")
+    seen: set[str] = set()
+    for i, n in enumerate(neighbors):
+        role = get(n, "neighbor", i, "role", str, "upstream", check=one_of(ROLES))
+        nc = NeighborConfig(
+            address=get(n, "neighbor", i, "address", str, check=addr),
+            asn=get(n, "neighbor", i, "asn", int, check=asn),
+            role=role,
+            policy=get(n, "neighbor", i, "policy", str, "drop-invalid", check=one_of(POLICIES)),
+            passive=get(n, "neighbor", i, "passive", bool, role != "downstream"),
+            port=get(n, "neighbor", i, "port", int, 179, check=port),
+            local_address=get(n, "neighbor", i, "local_address", str, None, check=addr),
+            next_hop6=get(n, "neighbor", i, "next_hop6", str, None, check=addr),
+            description=get(n, "neighbor", i, "description", str, ""),
+        )
+        _unknown(
+            n,
+            {
+                "address",
+                "asn",
+                "role",
+                "policy",
+                "passive",
+                "port",
+                "local_address",
+                "next_hop6",
+                "description",
+            },
+            err,
+            "neighbor",
+            i,
+        )
+        norm = str(ip_address(nc.address))
+        if norm in seen:
+            raise err("neighbor", i, "address", f"{nc.address} is configured twice")
+        seen.add(norm)
+        cfg.neighbors.append(nc)
+    for i, s in enumerate(doc.get("rpki", [])):
+        src = RPKISourceConfig(
+            version=get(
+                s,
+                "rpki",
+                i,
+                "version",
+                int,
+                2,
+                check=lambda v: None if v in (0, 1, 2) else "RTR version must be 0, 1 or 2",
+            ),
+            min_version=get(
+                s,
+                "rpki",
+                i,
+                "min_version",
+                int,
+                0,
+                check=lambda v: None if v in (0, 1, 2) else "RTR version must be 0, 1 or 2",
+            ),
+            name=get(s, "rpki", i, "name", str, ""),
+            refresh=get(s, "rpki", i, "refresh", int, 3600),
+            retry=get(s, "rpki", i, "retry", int, 600),
+            expire=get(s, "rpki", i, "expire", int, 7200),
+            ignore_expires=get(s, "rpki", i, "ignore_expires", bool, False),
+        )
+        has_cache, has_vrps = "cache" in s, "vrps" in s
+        if has_cache == has_vrps:
+            raise err("rpki", i, None, "give exactly one of 'cache' (HOST:PORT) or 'vrps' (a file)")
+        if has_cache:
+            c = get(s, "rpki", i, "cache", str)
+            host, sep, prt = c.rpartition(":")
+            if not sep or not prt.isdigit():
+                raise err("rpki", i, "cache", f"expected HOST:PORT, got {c!r}")
+            src.cache = (host.strip("[]"), int(prt))
+            src.name = src.name or c
+        else:
+            vp = (base / get(s, "rpki", i, "vrps", str)).resolve()
+            if not vp.exists():
+                raise err("rpki", i, "vrps", f"no such file: {vp}")
+            src.vrps = vp
+            src.name = src.name or vp.name
+            if "slurm" in s:
+                sp = (base / get(s, "rpki", i, "slurm", str)).resolve()
+                if not sp.exists():
+                    raise err("rpki", i, "slurm", f"no such file: {sp}")
+                src.slurm = sp
+        if src.min_version > src.version:
+            raise err("rpki", i, "min_version", f"{src.min_version} is above version {src.version}")
+        _unknown(
+            s,
+            {
+                "cache",
+                "vrps",
+                "slurm",
+                "version",
+                "min_version",
+                "name",
+                "refresh",
+                "retry",
+                "expire",
+                "ignore_expires",
+            },
+            err,
+            "rpki",
+            i,
+        )
+        cfg.rpki.append(src)
+    pol = doc.get("policy", {})
+    cfg.prefer_valid = get(pol, "policy", None, "prefer_valid", bool, False)
+    cfg.depref_local_pref = get(pol, "policy", None, "depref_local_pref", int, 50)
+    _unknown(pol, {"prefer_valid", "depref_local_pref"}, err, "policy", None)
+    disp = doc.get("display", {})
+    cfg.display = get(disp, "display", None, "mode", str, "auto", check=one_of(DISPLAY))
+    _unknown(disp, {"mode"}, err, "display", None)
+    ex = doc.get("exabgp", {})
+    cfg.exabgp = get(
+        ex, "exabgp", None, "mode", str, "managed", check=one_of(("managed", "external"))
+    )
+    if "socket" in ex:
+        cfg.socket = Path(get(ex, "exabgp", None, "socket", str))
+    _unknown(ex, {"mode", "socket"}, err, "exabgp", None)
+    if cfg.exabgp == "external" and cfg.socket is None:
+        raise err(
+            "exabgp", None, "socket", "mode 'external' needs the socket path the bridge connects to"
+        )
+    return cfg
+
+
+def _unknown(d: dict, allowed: set[str], err, table: str, index: int | None) -> None:
+    for k in d:
+        if k not in allowed:
+            raise err(
+                table, index, k, f"unknown key (expected one of {', '.join(sorted(allowed))})"
+            )

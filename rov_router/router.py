@@ -1,0 +1,396 @@
+"""The router core: ExaBGP events -> Adj-RIB-In -> RFC 6811 -> policy -> Loc-RIB -> commands.
+
+No I/O here: :class:`RouterCore` takes parsed ExaBGP events (:mod:`rov_router.bgp.exabgp`) and
+VRP changes (:class:`rov_router.rpki.store.Changes`) and produces ExaBGP commands for the
+downstream neighbors plus events for the display.  :mod:`rov_router.app` wires it to the
+bridge socket, the RTR clients and the terminal.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from ipaddress import ip_address
+
+from .bgp import exabgp as X
+from .bgp.rib import RIB, PrefixEntry, Route, address_int, best_key
+from .config import NeighborConfig, RouterConfig
+from .policy import decide
+from .rpki.store import Changes, VRPStore
+from .rpki.validate import Verdict, make_checker, validate_route
+from .rpki.vrp import format_prefix, parse_prefix
+
+EXPORT_ALL = ("downstream", "customer", "rs-client")
+EXPORT_CUSTOMER_ROUTES = ("peer", "provider", "route-server")
+BATCH = 100  # prefixes per 'announce attributes ... nlri' command (exabgp.md §7.6)
+
+
+class Peer:
+    """A configured neighbor's runtime state and its Adj-RIB-In / Adj-RIB-Out."""
+
+    def __init__(self, config: NeighborConfig) -> None:
+        self.config = config
+        self.address = str(ip_address(config.address))
+        self.address_int = address_int(self.address)
+        self.router_id_int = self.address_int
+        self.state = "idle"
+        self.reason = ""
+        self.since: float | None = None
+        self.adj_in: dict[tuple[bytes, int], Route] = {}
+        #: prefix -> attribute text as last announced to this neighbor
+        self.adj_out: dict[str, str] = {}
+        self.eor: set[str] = set()
+        self.updates = 0
+        self.withdraws = 0
+        self.flaps = 0
+
+    @property
+    def up(self) -> bool:
+        return self.state == "up"
+
+    def counts(self) -> dict[str, int]:
+        c = {
+            "received": len(self.adj_in),
+            "accepted": 0,
+            "dropped": 0,
+            "valid": 0,
+            "invalid": 0,
+            "not-found": 0,
+        }
+        for r in self.adj_in.values():
+            c[r.state] += 1
+            if r.accepted:
+                c["accepted"] += 1
+            else:
+                c["dropped"] += 1
+        return c
+
+
+@dataclass
+class RouteEvent:
+    """A route appeared, changed state or went away (for the display and logs)."""
+
+    time: float
+    kind: str  # new | state | withdrawn | flushed
+    route: Route
+    old_state: str | None = None
+
+
+@dataclass
+class PeerEvent:
+    time: float
+    peer: str
+    state: str
+    reason: str = ""
+
+
+@dataclass
+class Stats:
+    lines: int = 0
+    unparsed: int = 0
+    updates: int = 0
+    announced: int = 0
+    withdrawn: int = 0
+    revalidations: int = 0
+    revalidated_routes: int = 0
+    revalidation_seconds: float = 0.0
+    commands: int = 0
+    last_unparsed: list[str] = field(default_factory=list)
+
+
+class RouterCore:
+    def __init__(
+        self,
+        config: RouterConfig,
+        store: VRPStore,
+        *,
+        clock: Callable[[], float] = time.time,
+        keep_events: int = 2000,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.check = make_checker(store)
+        self.rib = RIB()
+        self.peers: dict[str, Peer] = {}
+        for n in config.neighbors:
+            p = Peer(n)
+            self.peers[p.address] = p
+        self.exporters = [p for p in self.peers.values() if p.config.role not in ("upstream",)]
+        self.events: deque = deque(maxlen=keep_events)
+        self.listeners: list[Callable[[object], None]] = []
+        self.stats = Stats()
+        self._dirty: set[tuple[bytes, int]] = set()
+        self._replay: set[str] = set()
+
+    # ---- input: ExaBGP -----------------------------------------------------------------------
+
+    def feed_line(self, line: bytes | str) -> None:
+        """One line from the bridge.  Bad lines are counted and logged, never fatal."""
+        self.stats.lines += 1
+        try:
+            ev = X.parse_line(line)
+        except X.LineError as e:
+            self._unparsed(f"{e}: {e.line[:300]}")
+            return
+        self.handle(ev)
+
+    def _unparsed(self, msg: str) -> None:
+        self.stats.unparsed += 1
+        self.stats.last_unparsed = ([*self.stats.last_unparsed, msg])[-5:]
+        self._emit(PeerEvent(self.clock(), "-", "unparsed", msg))
+
+    def handle(self, ev) -> None:
+        if isinstance(ev, X.Update):
+            self._update(ev)
+        elif isinstance(ev, X.PeerState):
+            self._peer_state(ev)
+        elif isinstance(ev, X.Open):
+            p = self._peer(ev.peer)
+            if p is not None:
+                p.router_id_int = address_int(ev.router_id) or p.address_int
+        elif isinstance(ev, X.EndOfRib):
+            p = self._peer(ev.peer)
+            if p is not None:
+                p.eor.add(ev.family)
+        elif isinstance(ev, X.Notification):
+            self._emit(
+                PeerEvent(
+                    self.clock(), ev.peer, "notification", f"NOTIFICATION {ev.code}/{ev.subcode}"
+                )
+            )
+
+    def _peer(self, address: str) -> Peer | None:
+        try:
+            return self.peers.get(str(ip_address(address)))
+        except ValueError:
+            return None
+
+    def _peer_state(self, ev: X.PeerState) -> None:
+        p = self._peer(ev.peer)
+        if p is None:
+            self._unparsed(f"state for unknown neighbor {ev.peer}")
+            return
+        now = self.clock()
+        old = p.state
+        p.state, p.reason, p.since = ev.state, ev.reason, now
+        if ev.state == "down" and old == "up":
+            p.flaps += 1
+            p.eor.clear()
+            self._flush_peer(p)  # ExaBGP never withdraws a dropped peer's routes (G5)
+        if ev.state == "up" and p in self.exporters:
+            self._replay.add(p.address)  # adj-rib-out false: we re-send our table ourselves
+        if ev.state != old or ev.state == "down":
+            self._emit(PeerEvent(now, p.address, ev.state, ev.reason))
+
+    def _flush_peer(self, p: Peer) -> None:
+        now = self.clock()
+        for key, r in list(p.adj_in.items()):
+            entry, _ = self.rib.remove(p, key[0], key[1])
+            if entry is not None:
+                self._dirty.add(key)
+            self._emit(RouteEvent(now, "flushed", r))
+        p.adj_in.clear()
+
+    def _update(self, up: X.Update) -> None:
+        p = self._peer(up.peer)
+        if p is None:
+            self._unparsed(f"UPDATE from unknown neighbor {up.peer}")
+            return
+        self.stats.updates += 1
+        now = self.clock()
+        local_as = self.config.asn
+        for _fam, prefix in up.withdrawn:
+            try:
+                addr, plen = parse_prefix(prefix)
+            except ValueError as e:
+                self._unparsed(f"withdraw of bad prefix from {p.address}: {e}")
+                continue
+            self.stats.withdrawn += 1
+            p.withdraws += 1
+            r = p.adj_in.pop((addr, plen), None)
+            if r is None:
+                continue  # peers withdraw what they never announced (exabgp.md §6.7)
+            self.rib.remove(p, addr, plen)
+            self._dirty.add((addr, plen))
+            self._emit(RouteEvent(now, "withdrawn", r))
+        for fam, prefix, attrs in up.announced:
+            try:
+                addr, plen = parse_prefix(prefix)
+            except ValueError as e:
+                self._unparsed(f"announce of bad prefix from {p.address}: {e}")
+                continue
+            self.stats.announced += 1
+            p.updates += 1
+            r = Route(p, fam, prefix, addr, plen, attrs, attrs.origin_as(local_as), now)
+            self._evaluate(r)
+            _entry, old = self.rib.add(r)
+            p.adj_in[(addr, plen)] = r
+            self._dirty.add((addr, plen))
+            self._emit(RouteEvent(now, "new", r, old.state if old else None))
+
+    def _evaluate(self, r: Route) -> None:
+        r.state = str(self.check(r.addr, r.plen, r.origin))
+        d = decide(r.peer.config.policy, r.state, depref_local_pref=self.config.depref_local_pref)
+        r.accepted, r.local_pref, r.action, r.ext_communities = (
+            d.accepted,
+            d.local_pref,
+            d.action,
+            d.ext_communities,
+        )
+
+    # ---- input: RPKI -------------------------------------------------------------------------
+
+    def on_vrp_changes(self, changes: Changes) -> int:
+        """Revalidate the routes the change can affect (RFC 8481): routes equal to or more
+        specific than a changed VRP prefix (or all routes after a big first load)."""
+        t0 = time.perf_counter()
+        now = self.clock()
+        if changes.full:
+            entries: Iterable[PrefixEntry] = list(self.rib.entries())
+        else:
+            seen: set[int] = set()
+            lst: list[PrefixEntry] = []
+            for addr, plen in changes.prefixes:
+                for e in self.rib.under(addr, plen):
+                    if id(e) not in seen:
+                        seen.add(id(e))
+                        lst.append(e)
+            entries = lst
+        n = 0
+        for e in entries:
+            for r in e.routes:
+                n += 1
+                old = r.state
+                self._evaluate(r)
+                if r.state != old:
+                    r.changed = now
+                    self._dirty.add((r.addr, r.plen))
+                    self._emit(RouteEvent(now, "state", r, old))
+        self.stats.revalidations += 1
+        self.stats.revalidated_routes += n
+        self.stats.revalidation_seconds += time.perf_counter() - t0
+        return n
+
+    # ---- output ------------------------------------------------------------------------------
+
+    def commands(self) -> list[str]:
+        """Re-run best-path selection where something changed and return the ExaBGP commands
+        that bring every downstream neighbor's Adj-RIB-Out in line."""
+        out: list[str] = []
+        pending: dict[str, dict[str, tuple[str, str, str] | None]] = {}
+        for key in self._dirty:
+            entry = self.rib.entry(*key)
+            old_best = entry.best if entry else None
+            new_best = self._select(entry) if entry else None
+            if entry is not None:
+                entry.best = new_best
+                self.rib.prune(entry, *key)
+            prefix = (
+                format_prefix(*key)
+                if new_best is None and old_best is None
+                else ((new_best or old_best).prefix)
+            )
+            for dst in self.exporters:
+                want = self._export(new_best, dst)
+                have = dst.adj_out.get(prefix)
+                if want is None and have is None:
+                    continue
+                if want is not None and have == want[2]:
+                    continue
+                pending.setdefault(dst.address, {})[prefix] = want
+        self._dirty.clear()
+        for dst in self.exporters:
+            if dst.address in self._replay:
+                self._replay.discard(dst.address)
+                if dst.up:
+                    replay = pending.setdefault(dst.address, {})
+                    for prefix, text in dst.adj_out.items():
+                        replay.setdefault(prefix, ("", _family(prefix), text))
+                    dst.adj_out.clear()
+        for dst_addr, changes in pending.items():
+            dst = self.peers[dst_addr]
+            out.extend(self._render(dst, changes))
+        self.stats.commands += len(out)
+        return out
+
+    def _select(self, entry: PrefixEntry) -> Route | None:
+        cands = [r for r in entry.routes if r.accepted]
+        if not cands:
+            return None
+        pv, las = self.config.prefer_valid, self.config.asn
+        return min(cands, key=lambda r: best_key(r, pv, las))
+
+    def _export(self, best: Route | None, dst: Peer) -> tuple[str, str, str] | None:
+        """(prefix, family, attribute text) to announce to ``dst``, or None."""
+        if best is None or best.peer is dst:
+            return None
+        role = dst.config.role
+        if role in EXPORT_ALL:
+            pass
+        elif role in EXPORT_CUSTOMER_ROUTES:
+            if best.peer.config.role not in ("customer", "rs-client"):
+                return None
+        else:
+            return None
+        if self.config.asn in best.attrs.flat_path or dst.config.asn in best.attrs.flat_path:
+            return None  # loop: the neighbor would drop it anyway
+        nh = self._next_hop(best, dst)
+        text = X.attributes_text(
+            best.attrs,
+            next_hop=nh,
+            local_as=self.config.asn,
+            extra_ext_communities=best.ext_communities,
+        )
+        return (best.prefix, best.family, text)
+
+    def _next_hop(self, route: Route, dst: Peer) -> str:
+        v6_route = route.family.startswith("ipv6")
+        v6_session = ip_address(dst.address).version == 6
+        if v6_route and not v6_session:
+            # exabgp.md G12: 'next-hop self' is refused for IPv6 routes on an IPv4 session
+            return dst.config.next_hop6 or "::ffff:" + (
+                dst.config.local_address or self.config.listen.split()[0]
+            )
+        return "self"
+
+    def _render(self, dst: Peer, changes: dict[str, tuple[str, str, str] | None]) -> list[str]:
+        out: list[str] = []
+        groups: dict[tuple[str, str], list[str]] = {}
+        for prefix, want in sorted(changes.items()):
+            if want is None:
+                dst.adj_out.pop(prefix, None)
+                if dst.up:
+                    out.append(X.withdraw_command(dst.address, prefix))
+            else:
+                _, fam, text = want
+                dst.adj_out[prefix] = text
+                groups.setdefault((fam, text), []).append(prefix)
+        if dst.up:
+            for (_fam, text), prefixes in groups.items():
+                for i in range(0, len(prefixes), BATCH):
+                    out.append(X.announce_command(dst.address, text, prefixes[i : i + BATCH]))
+        return out
+
+    # ---- queries -----------------------------------------------------------------------------
+
+    def verdict(self, r: Route) -> Verdict:
+        return validate_route(self.store, r.addr, r.plen, r.origin)
+
+    def routes(self) -> Iterable[Route]:
+        for p in self.peers.values():
+            yield from p.adj_in.values()
+
+    def loc_rib(self) -> dict[str, Route]:
+        return {e.best.prefix: e.best for e in self.rib.entries() if e.best is not None}
+
+    def _emit(self, ev) -> None:
+        self.events.append(ev)
+        for fn in self.listeners:
+            fn(ev)
+
+
+def _family(prefix: str) -> str:
+    return "ipv6 unicast" if ":" in prefix else "ipv4 unicast"
