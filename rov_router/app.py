@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import tempfile
@@ -26,6 +27,9 @@ from .rtr.client import Applied, RTRClient
 from .rtr.server import FileCache, FileSource, RTRServer
 
 log = logging.getLogger("rov_router.app")
+#: test hook (ROV_ROUTER_DEBUG_STALL=SECONDS): the first UPDATE blocks the loop that long, to
+#: show that the bridge keeps reading ExaBGP while rov-router is busy
+_DEBUG_STALL = float(os.environ.get("ROV_ROUTER_DEBUG_STALL", "0") or 0)
 
 
 class RPKISource:
@@ -159,6 +163,10 @@ class App:
     def _on_line(self, line: bytes) -> None:
         self.core.feed_line(line)
         self._schedule_flush()
+        if _DEBUG_STALL and line.startswith(b'{') and b'"update"' in line:
+            # test hook: block the event loop once, as a very slow redraw would
+            globals()["_DEBUG_STALL"] = 0.0
+            time.sleep(float(os.environ.get("ROV_ROUTER_DEBUG_STALL", "0")))
 
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:

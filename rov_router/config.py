@@ -17,6 +17,7 @@ passive = true                # wait for the neighbor to connect (default for al
 port = 179                    # port to dial when not passive
 local_address = "127.0.0.1"
 next_hop6 = "2001:db8::1"     # IPv6 next hop when announcing IPv6 over an IPv4 session
+hold_time = 90
 
 [[rpki]]
 cache = "127.0.0.1:3323"      # an RTR cache ... (version = 2, min_version = 0)
@@ -36,7 +37,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,7 @@ class NeighborConfig:
     local_address: str | None = None
     next_hop6: str | None = None
     description: str = ""
+    hold_time: int = 90
 
     @property
     def receives_from(self) -> bool:
@@ -232,24 +234,11 @@ def load_config(path: str | Path) -> RouterConfig:
             local_address=get(n, "neighbor", i, "local_address", str, None, check=addr),
             next_hop6=get(n, "neighbor", i, "next_hop6", str, None, check=addr),
             description=get(n, "neighbor", i, "description", str, ""),
+            hold_time=get(n, "neighbor", i, "hold_time", int, 90,
+                          check=lambda v: None if v == 0 or 3 <= v <= 65535 else
+                          "hold time must be 0 or 3..65535 (RFC 4271)"),
         )
-        _unknown(
-            n,
-            {
-                "address",
-                "asn",
-                "role",
-                "policy",
-                "passive",
-                "port",
-                "local_address",
-                "next_hop6",
-                "description",
-            },
-            err,
-            "neighbor",
-            i,
-        )
+        _unknown(n, {f.name for f in fields(NeighborConfig)}, err, "neighbor", i)
         norm = str(ip_address(nc.address))
         if norm in seen:
             raise err("neighbor", i, "address", f"{nc.address} is configured twice")

@@ -1,0 +1,250 @@
+"""The router over real BGP sessions on 127.0.0.x: an upstream ExaBGP speaker announces,
+rov-router (with its own ExaBGP and the embedded cache) validates, and a downstream BIRD 2
+receives only what the policy lets through."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rov_router.bgp.control import Speaker
+from rov_router.bgp.speaker import PeerSpec
+from rov_router.procs import free_port, stop_child
+from tests.conftest import DATA, need_tool
+
+pytestmark = pytest.mark.interop
+
+ROUTES = [  # prefix, next hop, path; verdict against small_vrps.json
+    ("192.0.2.0/24", "127.0.0.2", "65001 64496"),  # valid
+    ("198.51.100.0/24", "127.0.0.2", "65001 64499"),  # invalid: wrong origin (VRP AS64497)
+    ("203.0.113.0/27", "127.0.0.2", "65001 64498"),  # invalid: longer than maxLength 26
+    ("11.0.0.0/8", "127.0.0.2", "65001 65005"),  # not-found
+    ("2001:db8:abcd::/48", "2001:db8::2", "65001 64496"),  # valid
+    ("2001:db8:abcd::/49", "2001:db8::2", "65001 64496"),  # invalid: too long
+    ("2001:db9::/32", "2001:db8::2", "65001 65005"),  # not-found
+]
+
+BIRD_DOWN = """
+log "{dir}/bird.log" all;
+router id 127.0.0.9;
+protocol device {{ }}
+ipv4 table t4;
+ipv6 table t6;
+protocol bgp up {{
+  local 127.0.0.9 port {port} as 65009;
+  neighbor 127.0.0.1 as 65000;
+  passive on; strict bind on; multihop; hold time 240;
+  ipv4 {{ table t4; import all; export none; }};
+  ipv6 {{ table t6; import all; export none; }};
+}}
+"""
+
+ROUTER = """
+[router]
+asn = 65000
+router_id = "127.0.0.1"
+listen = "127.0.0.1"
+port = {port}
+
+[[neighbor]]
+address = "127.0.0.2"
+asn = 65001
+role = "upstream"
+hold_time = {hold}
+
+[[neighbor]]
+address = "127.0.0.9"
+asn = 65009
+role = "downstream"
+port = {down_port}
+next_hop6 = "2001:db8::1"
+
+[[rpki]]
+vrps = "{vrps}"
+"""
+
+
+class Lab:
+    def __init__(self, tmp: Path, *, hold: int = 90, env: dict | None = None) -> None:
+        need_tool("bird")
+        self.birdc_bin = need_tool("birdc")
+        self.dir = tmp
+        self.port = free_port()
+        self.down_port = free_port("127.0.0.9")
+        self.vrps = tmp / "vrps.json"
+        self.vrps.write_text((DATA / "small_vrps.json").read_text())
+        (tmp / "bird.conf").write_text(BIRD_DOWN.format(dir=tmp, port=self.down_port))
+        (tmp / "router.toml").write_text(ROUTER.format(port=self.port, down_port=self.down_port,
+                                                       vrps=self.vrps, hold=hold))
+        self.state_file = tmp / "state.json"
+        self.out = tmp / "router.out"
+        self.procs: list[subprocess.Popen] = []
+        self.speaker: Speaker | None = None
+        self.bird = self._spawn(["bird", "-f", "-c", str(tmp / "bird.conf"), "-s",
+                                 str(tmp / "bird.ctl"), "-P", str(tmp / "bird.pid")])
+        with open(self.out, "wb") as f:
+            self.router = self._spawn(
+                [sys.executable, "-m", "rov_router.cli", "run", "--config", str(tmp / "router.toml"),
+                 "--json", "--state-file", str(self.state_file)],
+                stdout=f, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        self.hold = hold
+
+    def _spawn(self, argv, **kw) -> subprocess.Popen:
+        p = subprocess.Popen(argv, **kw)
+        self.procs.append(p)
+        return p
+
+    def start_upstream(self) -> Speaker:
+        self.speaker = Speaker("up", [PeerSpec("127.0.0.1", 65000, 65001, "127.0.0.2", "127.0.0.2",
+                                               passive=False, connect=self.port,
+                                               hold_time=self.hold)], self.dir).start()
+        self.speaker.wait_state("127.0.0.1", "up", 60)
+        return self.speaker
+
+    def announce_all(self) -> None:
+        assert self.speaker is not None
+        for prefix, nh, path in ROUTES:
+            cmd = f"announce route {prefix} next-hop {nh} as-path [ {path} ]"
+            assert self.speaker.command(cmd) == "done", cmd
+
+    def bird_routes(self) -> set[str]:
+        out: set[str] = set()
+        for table in ("t4", "t6"):
+            r = subprocess.run([self.birdc_bin, "-s", str(self.dir / "bird.ctl"), "show", "route",
+                                "table", table], capture_output=True, text=True, timeout=20)
+            for line in r.stdout.splitlines():
+                tok = line.split()
+                if tok and "/" in tok[0]:
+                    out.add(tok[0])
+        return out
+
+    def wait_bird(self, expected: set[str], timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        got: set[str] = set()
+        while time.monotonic() < deadline:
+            got = self.bird_routes()
+            if got == expected:
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"BIRD has {sorted(got)}, expected {sorted(expected)}\n"
+                             + self.out.read_text()[-3000:])
+
+    def state(self) -> dict:
+        before = self.state_file.stat().st_mtime_ns if self.state_file.exists() else 0
+        os.kill(self.router.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.state_file.exists() and self.state_file.stat().st_mtime_ns != before:
+                return json.loads(self.state_file.read_text())
+            time.sleep(0.05)
+        raise AssertionError("no state file")
+
+    def events(self) -> list[dict]:
+        return [json.loads(x) for x in self.out.read_text().splitlines() if x.startswith("{")]
+
+    def stop(self) -> None:
+        if self.speaker is not None:
+            self.speaker.stop()
+        for p in reversed(self.procs):
+            stop_child(p)
+
+
+@pytest.fixture
+def lab(tmp_path):
+    labs: list[Lab] = []
+
+    def make(**kw) -> Lab:
+        lab = Lab(tmp_path, **kw)
+        labs.append(lab)
+        return lab
+
+    yield make
+    for lab in labs:
+        lab.stop()
+
+
+def test_downstream_gets_only_valid_and_not_found_then_follows_vrps_and_sessions(lab):
+    lab = lab()
+    sp = lab.start_upstream()
+    lab.announce_all()
+    lab.wait_bird({"192.0.2.0/24", "11.0.0.0/8", "2001:db8:abcd::/48", "2001:db9::/32"})
+
+    st = lab.state()
+    by_prefix = {r["prefix"]: r for r in st["routes"]}
+    assert {p: r["state"] for p, r in by_prefix.items()} == {
+        "192.0.2.0/24": "valid", "198.51.100.0/24": "invalid", "203.0.113.0/27": "invalid",
+        "11.0.0.0/8": "not-found", "2001:db8:abcd::/48": "valid",
+        "2001:db8:abcd::/49": "invalid", "2001:db9::/32": "not-found"}
+    assert by_prefix["198.51.100.0/24"]["reason"] == (
+        "VRP 198.51.100.0/24-24 AS64497 covers it; origin AS64499 does not match")
+    assert not by_prefix["198.51.100.0/24"]["accepted"]  # dropped, still visible
+    (up,) = [n for n in st["neighbors"] if n["address"] == "127.0.0.2"]
+    assert (up["received"], up["accepted"], up["dropped"]) == (7, 4, 3)
+
+    # VRP changes through the embedded cache: 198.51.100.0/24 now authorises AS64499 (its
+    # route becomes valid and is announced); 192.0.2.0/24 moves to AS64511 (withdrawn)
+    doc = json.loads(lab.vrps.read_text())
+    for r in doc["roas"]:
+        if r["prefix"] == "198.51.100.0/24":
+            r["asn"] = 64499
+        if r["prefix"] == "192.0.2.0/24":
+            r["asn"] = 64511
+    lab.vrps.write_text(json.dumps(doc))
+    lab.wait_bird({"198.51.100.0/24", "11.0.0.0/8", "2001:db8:abcd::/48", "2001:db9::/32"})
+    changes = [e for e in lab.events() if e.get("event") == "route_state"]
+    assert {(e["prefix"], e["from"], e["state"]) for e in changes} == {
+        ("198.51.100.0/24", "invalid", "valid"), ("192.0.2.0/24", "valid", "invalid")}
+    rpki = [e for e in lab.events() if e.get("event") == "rpki"]
+    assert rpki[-1]["serial"] == 1 and rpki[-1]["revalidated"] >= 2
+
+    # an explicit withdraw upstream reaches downstream
+    assert sp.command("withdraw route 11.0.0.0/8") == "done"
+    lab.wait_bird({"198.51.100.0/24", "2001:db8:abcd::/48", "2001:db9::/32"})
+
+    # the upstream session goes down: everything it contributed is withdrawn downstream
+    sp.stop()
+    lab.speaker = None
+    lab.wait_bird(set())
+    st = lab.state()
+    assert [n["state"] for n in st["neighbors"] if n["address"] == "127.0.0.2"] == ["down"]
+    assert st["routes"] == []
+
+
+def test_bridge_keeps_reading_while_the_router_is_busy(lab):
+    """rov-router blocks its loop for 15 s on the first UPDATE (as a very slow redraw would)
+    while a burst of 40,000 routes (several MB of JSON, far beyond the 64 KiB pipe) arrives.
+    With hold time 9 s a stalled reader would make ExaBGP miss keepalives and drop the session
+    (exabgp.md G1, §8.3); through the bridge it survives and every route arrives."""
+    lab = lab(hold=9, env={"ROV_ROUTER_DEBUG_STALL": "15"})
+    sp = lab.start_upstream()
+    n = 40_000
+    prefixes = [f"10.{i // 256}.{i % 256}.0/24" for i in range(n)]
+    t0 = time.monotonic()
+    for i in range(0, n, 500):
+        cmd = (f"announce attributes next-hop 127.0.0.2 as-path [ 65001 {64512 + i // 500} ] "
+               f"nlri {' '.join(prefixes[i : i + 500])}")
+        assert sp.command(cmd, timeout=60) == "done"
+    deadline = time.monotonic() + 120
+    received = 0
+    while time.monotonic() < deadline:
+        st = lab.state() if time.monotonic() - t0 > 16 else None
+        if st:
+            (up,) = [x for x in st["neighbors"] if x["address"] == "127.0.0.2"]
+            received = up["received"]
+            if received == n:
+                break
+        time.sleep(1)
+    assert received == n
+    assert time.monotonic() - t0 > 15  # the stall really happened
+    downs = [e for e in lab.events() if e.get("event") == "neighbor" and e["state"] == "down"]
+    assert downs == []
+    states = [m["neighbor"]["state"] for m in sp.messages("state")]
+    # before the router's ExaBGP listened, the speaker's dials failed ('down'); after 'up' none
+    assert "down" not in states[states.index("up"):], states
