@@ -163,7 +163,7 @@ class App:
     def _on_line(self, line: bytes) -> None:
         self.core.feed_line(line)
         self._schedule_flush()
-        if _DEBUG_STALL and line.startswith(b'{') and b'"update"' in line:
+        if _DEBUG_STALL and line.startswith(b"{") and b'"update"' in line:
             # test hook: block the event loop once, as a very slow redraw would
             globals()["_DEBUG_STALL"] = 0.0
             time.sleep(float(os.environ.get("ROV_ROUTER_DEBUG_STALL", "0")))

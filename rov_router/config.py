@@ -234,9 +234,19 @@ def load_config(path: str | Path) -> RouterConfig:
             local_address=get(n, "neighbor", i, "local_address", str, None, check=addr),
             next_hop6=get(n, "neighbor", i, "next_hop6", str, None, check=addr),
             description=get(n, "neighbor", i, "description", str, ""),
-            hold_time=get(n, "neighbor", i, "hold_time", int, 90,
-                          check=lambda v: None if v == 0 or 3 <= v <= 65535 else
-                          "hold time must be 0 or 3..65535 (RFC 4271)"),
+            hold_time=get(
+                n,
+                "neighbor",
+                i,
+                "hold_time",
+                int,
+                90,
+                check=lambda v: (
+                    None
+                    if v == 0 or 3 <= v <= 65535
+                    else "hold time must be 0 or 3..65535 (RFC 4271)"
+                ),
+            ),
         )
         _unknown(n, {f.name for f in fields(NeighborConfig)}, err, "neighbor", i)
         norm = str(ip_address(nc.address))

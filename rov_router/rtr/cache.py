@@ -62,16 +62,34 @@ def new_session_id(avoid: int | None = None) -> int:
             return sid
 
 
+def _order_key(v: VRP) -> int:
+    # one int per VRP (addr, then maxlen, plen, asn) compares much faster than a tuple key;
+    # only used within one address family
+    return int.from_bytes(v.addr, "big") << 48 | v.maxlen << 40 | v.plen << 32 | v.asn
+
+
 def _announce_order(vrps: Iterable[VRP]) -> list[VRP]:
-    return sorted(vrps, key=lambda v: (v.addr, v.maxlen, v.plen, v.asn), reverse=True)
+    return sorted(vrps, key=_order_key, reverse=True)
 
 
 def _withdraw_order(vrps: Iterable[VRP]) -> list[VRP]:
-    return sorted(vrps, key=lambda v: (v.addr, v.maxlen, v.plen, v.asn))
+    return sorted(vrps, key=_order_key)
 
 
 def _key_order(keys: Iterable[RouterKey]) -> list[RouterKey]:
     return sorted(keys, key=lambda k: (k.ski, len(k.spki), k.spki, k.asn))
+
+
+class OrderedVRPs:
+    """Announcements split by family and sorted once (8210bis §11.2), reusable across the
+    versions a full set is encoded for."""
+
+    def __init__(self, vrps: Iterable[VRP]) -> None:
+        v4: list[VRP] = []
+        v6: list[VRP] = []
+        for v in vrps:
+            (v4 if len(v.addr) == 4 else v6).append(v)
+        self.by_family = {4: _announce_order(v4), 16: _announce_order(v6)}
 
 
 def encode_payload(
@@ -86,13 +104,11 @@ def encode_payload(
     """Payload PDUs for one response, in 8210bis §11.2 order.  Router Keys only at v1+,
     ASPA only at v2."""
     enc = P.encode_prefix
-    added = list(vrps_added)
+    added = vrps_added if isinstance(vrps_added, OrderedVRPs) else OrderedVRPs(vrps_added)
     removed = list(vrps_removed)
     parts: list[bytes] = []
     for fam in (4, 16):
-        parts.extend(
-            enc(version, True, v) for v in _announce_order(v for v in added if len(v.addr) == fam)
-        )
+        parts.extend(enc(version, True, v) for v in added.by_family[fam])
         parts.extend(
             enc(version, False, v)
             for v in _withdraw_order(v for v in removed if len(v.addr) == fam)
@@ -136,6 +152,7 @@ class CacheState:
         self.updated_at: float | None = None
         self._history: list[Delta] = []
         self._full_cache: dict[int, bytes] = {}
+        self._ordered: OrderedVRPs | None = None
         self._delta_cache: dict[tuple[int, int], bytes] = {}
         self.listeners: list[Callable[[int], None]] = []
 
@@ -157,6 +174,7 @@ class CacheState:
             self.has_data = True
             self.updated_at = self.clock()
             self._full_cache.clear()
+            self._ordered = None
             for fn in list(self.listeners):
                 fn(self.serial)
             return None
@@ -183,6 +201,7 @@ class CacheState:
         if len(self._history) > self.history_size:
             del self._history[: len(self._history) - self.history_size]
         self._full_cache.clear()
+        self._ordered = None
         self._delta_cache.clear()
         for fn in list(self.listeners):
             fn(self.serial)
@@ -211,9 +230,11 @@ class CacheState:
     def full_payload(self, version: int) -> bytes:
         body = self._full_cache.get(version)
         if body is None:
+            if self._ordered is None:
+                self._ordered = OrderedVRPs(self.vrps)
             body = encode_payload(
                 version,
-                self.vrps,
+                self._ordered,
                 keys_added=self.router_keys,
                 aspas_announced=[ASPARecord(c, p) for c, p in self.aspas.items()],
             )

@@ -61,9 +61,8 @@ class _Conn(asyncio.Protocol):
         s = self.session
         if t is None or s is None or t.is_closing():
             return
-        chunks = s.data_to_send()
-        if chunks:
-            t.writelines(chunks)
+        for chunk in s.data_to_send():
+            t.write(chunk)  # not writelines: on 3.11 it joins (copies) the whole payload first
         if s.closed:
             t.close()  # after the buffered bytes (e.g. the Error Report) are written
 
