@@ -182,7 +182,8 @@ class RouterCore:
             self._flush_peer(p)  # ExaBGP never withdraws a dropped peer's routes (G5)
         if ev.state == "up" and p in self.exporters:
             self._replay.add(p.address)  # adj-rib-out false: we re-send our table ourselves
-        if ev.state != old or ev.state == "down":
+        if ev.state == "up" or (ev.state == "down" and old == "up"):
+            # not every 'connected' / 'down' of a neighbor we keep dialing (exabgp.md G8)
             self._emit(PeerEvent(now, p.address, ev.state, ev.reason))
 
     def _flush_peer(self, p: Peer) -> None:

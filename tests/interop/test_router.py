@@ -72,7 +72,9 @@ vrps = "{vrps}"
 
 
 class Lab:
-    def __init__(self, tmp: Path, *, hold: int = 90, env: dict | None = None) -> None:
+    def __init__(
+        self, tmp: Path, *, hold: int = 90, env: dict | None = None, start_router: bool = True
+    ) -> None:
         need_tool("bird")
         self.birdc_bin = need_tool("birdc")
         self.dir = tmp
@@ -81,19 +83,46 @@ class Lab:
         self.vrps = tmp / "vrps.json"
         self.vrps.write_text((DATA / "small_vrps.json").read_text())
         (tmp / "bird.conf").write_text(BIRD_DOWN.format(dir=tmp, port=self.down_port))
-        (tmp / "router.toml").write_text(ROUTER.format(port=self.port, down_port=self.down_port,
-                                                       vrps=self.vrps, hold=hold))
+        (tmp / "router.toml").write_text(
+            ROUTER.format(port=self.port, down_port=self.down_port, vrps=self.vrps, hold=hold)
+        )
         self.state_file = tmp / "state.json"
         self.out = tmp / "router.out"
         self.procs: list[subprocess.Popen] = []
         self.speaker: Speaker | None = None
-        self.bird = self._spawn(["bird", "-f", "-c", str(tmp / "bird.conf"), "-s",
-                                 str(tmp / "bird.ctl"), "-P", str(tmp / "bird.pid")])
+        self.bird = self._spawn(
+            [
+                "bird",
+                "-f",
+                "-c",
+                str(tmp / "bird.conf"),
+                "-s",
+                str(tmp / "bird.ctl"),
+                "-P",
+                str(tmp / "bird.pid"),
+            ]
+        )
+        if not start_router:
+            self.router = None
+            self.hold = hold
+            return
         with open(self.out, "wb") as f:
             self.router = self._spawn(
-                [sys.executable, "-m", "rov_router.cli", "run", "--config", str(tmp / "router.toml"),
-                 "--json", "--state-file", str(self.state_file)],
-                stdout=f, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+                [
+                    sys.executable,
+                    "-m",
+                    "rov_router.cli",
+                    "run",
+                    "--config",
+                    str(tmp / "router.toml"),
+                    "--json",
+                    "--state-file",
+                    str(self.state_file),
+                ],
+                stdout=f,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
+            )
         self.hold = hold
 
     def _spawn(self, argv, **kw) -> subprocess.Popen:
@@ -102,9 +131,22 @@ class Lab:
         return p
 
     def start_upstream(self) -> Speaker:
-        self.speaker = Speaker("up", [PeerSpec("127.0.0.1", 65000, 65001, "127.0.0.2", "127.0.0.2",
-                                               passive=False, connect=self.port,
-                                               hold_time=self.hold)], self.dir).start()
+        self.speaker = Speaker(
+            "up",
+            [
+                PeerSpec(
+                    "127.0.0.1",
+                    65000,
+                    65001,
+                    "127.0.0.2",
+                    "127.0.0.2",
+                    passive=False,
+                    connect=self.port,
+                    hold_time=self.hold,
+                )
+            ],
+            self.dir,
+        ).start()
         self.speaker.wait_state("127.0.0.1", "up", 60)
         return self.speaker
 
@@ -117,8 +159,12 @@ class Lab:
     def bird_routes(self) -> set[str]:
         out: set[str] = set()
         for table in ("t4", "t6"):
-            r = subprocess.run([self.birdc_bin, "-s", str(self.dir / "bird.ctl"), "show", "route",
-                                "table", table], capture_output=True, text=True, timeout=20)
+            r = subprocess.run(
+                [self.birdc_bin, "-s", str(self.dir / "bird.ctl"), "show", "route", "table", table],
+                capture_output=True,
+                text=True,
+                timeout=20,
+            )
             for line in r.stdout.splitlines():
                 tok = line.split()
                 if tok and "/" in tok[0]:
@@ -133,8 +179,9 @@ class Lab:
             if got == expected:
                 return
             time.sleep(0.2)
-        raise AssertionError(f"BIRD has {sorted(got)}, expected {sorted(expected)}\n"
-                             + self.out.read_text()[-3000:])
+        raise AssertionError(
+            f"BIRD has {sorted(got)}, expected {sorted(expected)}\n" + self.out.read_text()[-3000:]
+        )
 
     def state(self) -> dict:
         before = self.state_file.stat().st_mtime_ns if self.state_file.exists() else 0
@@ -179,11 +226,17 @@ def test_downstream_gets_only_valid_and_not_found_then_follows_vrps_and_sessions
     st = lab.state()
     by_prefix = {r["prefix"]: r for r in st["routes"]}
     assert {p: r["state"] for p, r in by_prefix.items()} == {
-        "192.0.2.0/24": "valid", "198.51.100.0/24": "invalid", "203.0.113.0/27": "invalid",
-        "11.0.0.0/8": "not-found", "2001:db8:abcd::/48": "valid",
-        "2001:db8:abcd::/49": "invalid", "2001:db9::/32": "not-found"}
+        "192.0.2.0/24": "valid",
+        "198.51.100.0/24": "invalid",
+        "203.0.113.0/27": "invalid",
+        "11.0.0.0/8": "not-found",
+        "2001:db8:abcd::/48": "valid",
+        "2001:db8:abcd::/49": "invalid",
+        "2001:db9::/32": "not-found",
+    }
     assert by_prefix["198.51.100.0/24"]["reason"] == (
-        "VRP 198.51.100.0/24-24 AS64497 covers it; origin AS64499 does not match")
+        "VRP 198.51.100.0/24-24 AS64497 covers it; origin AS64499 does not match"
+    )
     assert not by_prefix["198.51.100.0/24"]["accepted"]  # dropped, still visible
     (up,) = [n for n in st["neighbors"] if n["address"] == "127.0.0.2"]
     assert (up["received"], up["accepted"], up["dropped"]) == (7, 4, 3)
@@ -200,7 +253,9 @@ def test_downstream_gets_only_valid_and_not_found_then_follows_vrps_and_sessions
     lab.wait_bird({"198.51.100.0/24", "11.0.0.0/8", "2001:db8:abcd::/48", "2001:db9::/32"})
     changes = [e for e in lab.events() if e.get("event") == "route_state"]
     assert {(e["prefix"], e["from"], e["state"]) for e in changes} == {
-        ("198.51.100.0/24", "invalid", "valid"), ("192.0.2.0/24", "valid", "invalid")}
+        ("198.51.100.0/24", "invalid", "valid"),
+        ("192.0.2.0/24", "valid", "invalid"),
+    }
     rpki = [e for e in lab.events() if e.get("event") == "rpki"]
     assert rpki[-1]["serial"] == 1 and rpki[-1]["revalidated"] >= 2
 
@@ -228,8 +283,10 @@ def test_bridge_keeps_reading_while_the_router_is_busy(lab):
     prefixes = [f"10.{i // 256}.{i % 256}.0/24" for i in range(n)]
     t0 = time.monotonic()
     for i in range(0, n, 500):
-        cmd = (f"announce attributes next-hop 127.0.0.2 as-path [ 65001 {64512 + i // 500} ] "
-               f"nlri {' '.join(prefixes[i : i + 500])}")
+        cmd = (
+            f"announce attributes next-hop 127.0.0.2 as-path [ 65001 {64512 + i // 500} ] "
+            f"nlri {' '.join(prefixes[i : i + 500])}"
+        )
         assert sp.command(cmd, timeout=60) == "done"
     deadline = time.monotonic() + 120
     received = 0
@@ -247,4 +304,63 @@ def test_bridge_keeps_reading_while_the_router_is_busy(lab):
     assert downs == []
     states = [m["neighbor"]["state"] for m in sp.messages("state")]
     # before the router's ExaBGP listened, the speaker's dials failed ('down'); after 'up' none
-    assert "down" not in states[states.index("up"):], states
+    assert "down" not in states[states.index("up") :], states
+
+
+def test_live_table_in_a_real_terminal(lab, tmp_path):
+    """rov-router run --live in tmux: the screen shows the RPKI source, the neighbors and the
+    routes with their verdicts, the dropped invalid one with its reason."""
+    tmux = need_tool("tmux")
+    lab = lab(start_router=False)
+    sess = f"rov{os.getpid()}"
+    # env -u: pytest's COLUMNS / LINES would override the terminal's real size
+    cmd = (
+        f"cd {Path.cwd()} && env -u COLUMNS -u LINES {sys.executable} -m rov_router.cli run "
+        f"--config {tmp_path / 'router.toml'} --live; sleep 5"
+    )
+    subprocess.run(
+        [tmux, "new-session", "-d", "-s", sess, "-x", "200", "-y", "50", cmd], check=True
+    )
+    try:
+        sp = lab.start_upstream()
+        lab.announce_all()
+        deadline = time.monotonic() + 30
+        screen = ""
+        while time.monotonic() < deadline:
+            screen = subprocess.run(
+                [tmux, "capture-pane", "-p", "-t", sess], capture_output=True, text=True
+            ).stdout
+            if "198.51.100.0/24" in screen and "2001:db9::/32" in screen:
+                break
+            time.sleep(0.3)
+        assert "RPKI" in screen, screen
+        assert "vrps.json" in screen and "BGP neighbors of AS65000" in screen
+        (row,) = [x for x in screen.splitlines() if "198.51.100.0/24" in x]
+        assert "invalid" in row and "DROPPED" in row and "AS64499" in row
+        assert "origin AS64499 does not match" in screen
+        (row,) = [x for x in screen.splitlines() if "11.0.0.0/8" in x]
+        assert "not-found" in row and "accept" in row
+        # 'i' filters to invalid routes
+        subprocess.run([tmux, "send-keys", "-t", sess, "i"], check=True)
+        time.sleep(1.0)
+        screen = subprocess.run(
+            [tmux, "capture-pane", "-p", "-t", sess], capture_output=True, text=True
+        ).stdout
+        assert "[invalid]" in screen and "11.0.0.0/8" not in screen
+        assert "203.0.113.0/27" in screen
+        sp.command("withdraw route 203.0.113.0/27")
+        subprocess.run([tmux, "send-keys", "-t", sess, "q"], check=True)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            alive = subprocess.run([tmux, "has-session", "-t", sess], capture_output=True)
+            if alive.returncode != 0:
+                break
+            screen = subprocess.run(
+                [tmux, "capture-pane", "-p", "-t", sess], capture_output=True, text=True
+            ).stdout
+            if "summary:" in screen:
+                break
+            time.sleep(0.2)
+        assert "summary:" in screen
+    finally:
+        subprocess.run([tmux, "kill-session", "-t", sess], capture_output=True)
