@@ -1,0 +1,302 @@
+"""The ExaBGP codec, the config loader and the router core, without sockets: real ExaBGP JSON
+lines in (tests/data/exabgp), commands out."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rov_router.bgp import exabgp as X
+from rov_router.config import ConfigError, load_config
+from rov_router.router import RouterCore
+from rov_router.rpki.store import Update, VRPStore
+from rov_router.rpki.vrp import VRP, VRPBatch, load_vrp_file
+from tests.conftest import DATA
+
+SAMPLES = DATA / "exabgp"
+
+
+def sample_lines(name: str) -> list[str]:
+    return (SAMPLES / name).read_text().splitlines()
+
+
+def test_every_sample_line_parses():
+    for f in SAMPLES.glob("*.json"):
+        for line in f.read_text().splitlines():
+            X.parse_line(line)  # no LineError on anything ExaBGP really wrote
+
+
+def test_update_fields():
+    (first, *_) = [X.parse_line(x) for x in sample_lines("update-ipv4-announce.json")]
+    assert isinstance(first, X.Update) and first.peer == "127.0.0.2"
+    assert [p for _f, p, _a in first.announced] == [
+        "198.18.0.0/15",
+        "192.0.2.0/25",
+        "192.0.2.128/25",
+    ]
+    a = first.announced[0][2]
+    assert a.next_hop == "127.0.0.2" and a.med == 10 and a.origin_as() == 64496
+    assert a.communities == ((65001, 100), (65001, 200)) and a.large_communities == ((65001, 1, 2),)
+    assert all(x[2] is a for x in first.announced)  # one Attributes object per UPDATE
+    as_set = X.parse_line(sample_lines("update-as-set.json")[0])
+    attrs = as_set.announced[0][2]
+    assert attrs.origin_as() is None and attrs.path_length == 3
+    assert attrs.path_str() == "65001 64500 {64501,64502,4200000009}"
+
+
+def test_other_message_kinds():
+    kinds = {type(X.parse_line(x)).__name__ for x in sample_lines("peer-down.json")}
+    assert kinds >= {"PeerState", "Notification", "Shutdown"}
+    assert isinstance(X.parse_line(sample_lines("eor.json")[0]), X.EndOfRib)
+    assert X.parse_line("done").ok and not X.parse_line("error").ok
+    compact = X.parse_line(sample_lines("update-compact-mode.json")[0])
+    assert [p for _f, p, _a in compact.announced][:1] == ["198.18.0.0/15"]
+
+
+@pytest.mark.parametrize("line", ['{"type": "update", "neighbor"', '{"type": "state"}', "{[]}"])
+def test_garbage_lines_raise_line_error_with_the_line(line):
+    with pytest.raises(X.LineError) as e:
+        X.parse_line(line)
+    assert e.value.line == line
+
+
+def test_attributes_text_prepends_our_as_and_keeps_the_set():
+    attrs = X.parse_line(sample_lines("update-as-set.json")[0]).announced[0][2]
+    text = X.attributes_text(
+        attrs,
+        next_hop="self",
+        local_as=65000,
+        extra_ext_communities=(X.rfc8097_community("invalid"),),
+    )
+    assert "as-path [ 65000 65001 64500 ] ( 64501 64502 4200000009 )" in text
+    assert "origin incomplete" in text and "atomic-aggregate" in text
+    assert "extended-community [ 0x4300000000000002 ]" in text
+
+
+# ---- config ------------------------------------------------------------------------------------
+
+GOOD = """
+[router]
+asn = 65000
+router_id = "127.0.0.1"
+
+[[neighbor]]
+address = "127.0.0.2"
+asn = 65001
+
+[[neighbor]]
+address = "127.0.0.9"
+asn = 65009
+role = "downstream"
+port = 1799
+
+[[rpki]]
+vrps = "v.json"
+"""
+
+
+def test_config_defaults(tmp_path):
+    (tmp_path / "v.json").write_text('{"roas": []}')
+    p = tmp_path / "r.toml"
+    p.write_text(GOOD)
+    c = load_config(p)
+    up, down = c.neighbors
+    assert (up.role, up.policy, up.passive) == ("upstream", "drop-invalid", True)
+    assert (down.role, down.passive, down.port) == ("downstream", False, 1799)
+    assert c.rpki[0].vrps == (tmp_path / "v.json").resolve()
+
+
+@pytest.mark.parametrize(
+    "edit,where,message",
+    [
+        (
+            ('role = "downstream"', 'role = "downstrem"'),
+            ":13: neighbor[1].role",
+            "'downstrem' is not one of",
+        ),
+        (("asn = 65009", "asn = 0"), ":12: neighbor[1].asn", "ASN 0 outside"),
+        (
+            ('address = "127.0.0.2"', 'address = "127.0.0.300"'),
+            ":7: neighbor[0].address",
+            "not an IP address",
+        ),
+        (("port = 1799", "port = 1799\ncolour = 1"), ":15: neighbor[1].colour", "unknown key"),
+        (('vrps = "v.json"', 'vrps = "missing.json"'), ":17: rpki[0].vrps", "no such file"),
+        (("asn = 65000", "asn = 65000 x"), ":3:", "not valid TOML"),
+    ],
+)
+def test_config_errors_name_file_line_and_key(tmp_path, edit, where, message):
+    (tmp_path / "v.json").write_text('{"roas": []}')
+    p = tmp_path / "r.toml"
+    p.write_text(GOOD.replace(*edit))
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert f"{p}{where}" in str(e.value) and message in str(e.value)
+
+
+# ---- router core -------------------------------------------------------------------------------
+
+
+def core(tmp_path, policy="drop-invalid", extra=""):
+    (tmp_path / "v.json").write_text('{"roas": []}')
+    p = tmp_path / "r.toml"
+    p.write_text(GOOD.replace("asn = 65001", f'asn = 65001\npolicy = "{policy}"') + extra)
+    store = VRPStore()
+    s = load_vrp_file(DATA / "small_vrps.json")
+    store.replace("f", s.vrps)
+    return RouterCore(load_config(p), store, clock=lambda: 1000.0), store
+
+
+def msg(kind: str, peer: str = "127.0.0.2", **body) -> str:
+    n = {
+        "address": {"local": "127.0.0.1", "peer": peer},
+        "asn": {"local": 65000, "peer": 65001},
+        "router-id": "127.0.0.1",
+        **body,
+    }
+    return json.dumps({"exabgp": "5.0.0", "type": kind, "neighbor": n})
+
+
+def announce(prefix: str, path: list[int], nh: str = "127.0.0.2") -> str:
+    fam = "ipv6 unicast" if ":" in prefix else "ipv4 unicast"
+    return msg(
+        "update",
+        direction="receive",
+        message={
+            "update": {
+                "attribute": {
+                    "origin": "igp",
+                    "as-path": {"0": {"element": "as-sequence", "value": path}},
+                },
+                "announce": {fam: {nh: [{"nlri": prefix}]}},
+            }
+        },
+    )
+
+
+def withdraw(prefix: str) -> str:
+    fam = "ipv6 unicast" if ":" in prefix else "ipv4 unicast"
+    return msg(
+        "update", direction="receive", message={"update": {"withdraw": {fam: [{"nlri": prefix}]}}}
+    )
+
+
+def up(c: RouterCore, peer: str) -> None:
+    c.feed_line(msg("state", peer=peer, state="up"))
+
+
+def test_drop_invalid_and_batched_downstream_commands(tmp_path):
+    c, _ = core(tmp_path)
+    up(c, "127.0.0.9")
+    up(c, "127.0.0.2")
+    for line in (
+        announce("192.0.2.0/24", [65001, 64496]),
+        announce("198.51.100.0/24", [65001, 64499]),
+        announce("11.0.0.0/8", [65001, 65005]),
+        announce("2001:db8:abcd::/48", [65001, 64496], "2001:db8::2"),
+    ):
+        c.feed_line(line)
+    cmds = c.commands()
+    assert cmds == [
+        "neighbor 127.0.0.9 announce attributes next-hop self origin igp as-path [ 65000 65001 65005 ] nlri 11.0.0.0/8",
+        "neighbor 127.0.0.9 announce attributes next-hop self origin igp as-path [ 65000 65001 64496 ] nlri 192.0.2.0/24",
+        "neighbor 127.0.0.9 announce attributes next-hop ::ffff:127.0.0.1 origin igp as-path [ 65000 65001 64496 ] nlri 2001:db8:abcd::/48",
+    ]
+    assert c.commands() == []  # nothing changed
+    c.feed_line(withdraw("192.0.2.0/24"))
+    c.feed_line(withdraw("10.99.0.0/16"))  # never announced: a no-op
+    assert c.commands() == ["neighbor 127.0.0.9 withdraw route 192.0.2.0/24"]
+
+
+def test_revalidation_flips_routes_and_downstream(tmp_path):
+    c, store = core(tmp_path)
+    up(c, "127.0.0.9")
+    up(c, "127.0.0.2")
+    c.feed_line(announce("198.51.100.0/24", [65001, 64499]))
+    c.feed_line(announce("192.0.2.0/24", [65001, 64496]))
+    c.commands()
+    u = Update("f", False)
+    u.vrps = VRPBatch(
+        [
+            (True, VRP.parse("198.51.100.0/24", 24, 64499)),
+            (True, VRP.parse("192.0.2.0/24", 24, 0)),
+            (False, VRP.parse("192.0.2.0/24", 24, 64496)),
+        ]
+    )
+    changes = store.apply(u)
+    assert c.on_vrp_changes(changes) == 2  # only the two routes under the changed prefixes
+    assert sorted(c.commands()) == [
+        "neighbor 127.0.0.9 announce attributes next-hop self origin igp as-path [ 65000 65001 64499 ] nlri 198.51.100.0/24",
+        "neighbor 127.0.0.9 withdraw route 192.0.2.0/24",
+    ]
+
+
+def test_peer_down_withdraws_its_routes_and_best_path_falls_back(tmp_path):
+    extra = '\n[[neighbor]]\naddress = "127.0.0.3"\nasn = 65003\n'
+    c, _ = core(tmp_path, extra=extra)
+    for p in ("127.0.0.9", "127.0.0.2", "127.0.0.3"):
+        up(c, p)
+    c.feed_line(announce("11.0.0.0/8", [65001, 65005]))
+    c.feed_line(
+        msg(
+            "update",
+            peer="127.0.0.3",
+            direction="receive",
+            message={
+                "update": {
+                    "attribute": {
+                        "origin": "igp",
+                        "as-path": {
+                            "0": {"element": "as-sequence", "value": [65003, 65100, 65005]}
+                        },
+                    },
+                    "announce": {"ipv4 unicast": {"127.0.0.3": [{"nlri": "11.0.0.0/8"}]}},
+                }
+            },
+        )
+    )
+    assert c.commands()[0].endswith("as-path [ 65000 65001 65005 ] nlri 11.0.0.0/8")  # shorter path
+    c.feed_line(msg("state", state="down", reason="closing connection"))
+    assert c.commands()[0].endswith("as-path [ 65000 65003 65100 65005 ] nlri 11.0.0.0/8")
+    c.feed_line(msg("state", peer="127.0.0.3", state="down", reason="closing connection"))
+    assert c.commands() == ["neighbor 127.0.0.9 withdraw route 11.0.0.0/8"]
+
+
+@pytest.mark.parametrize(
+    "policy,accepted,lp,ext",
+    [
+        ("depref-invalid", True, 50, ()),
+        ("tag", True, 100, ("0x4300000000000002",)),
+        ("accept-all", True, 100, ()),
+        ("drop-invalid", False, 100, ()),
+    ],
+)
+def test_policies(tmp_path, policy, accepted, lp, ext):
+    c, _ = core(tmp_path, policy)
+    up(c, "127.0.0.2")
+    c.feed_line(announce("198.51.100.0/24", [65001, 64499]))
+    (r,) = c.routes()
+    assert (r.state, r.accepted, r.local_pref, r.ext_communities) == ("invalid", accepted, lp, ext)
+
+
+def test_downstream_reconnect_replays_the_table(tmp_path):
+    c, _ = core(tmp_path)
+    up(c, "127.0.0.2")
+    c.feed_line(announce("11.0.0.0/8", [65001, 65005]))
+    assert c.commands() == []  # downstream not up yet
+    up(c, "127.0.0.9")
+    assert len(c.commands()) == 1
+    c.feed_line(msg("state", peer="127.0.0.9", state="down", reason="x"))
+    up(c, "127.0.0.9")
+    assert c.commands() == [
+        "neighbor 127.0.0.9 announce attributes next-hop self origin igp as-path [ 65000 65001 65005 ] nlri 11.0.0.0/8"
+    ]
+
+
+def test_unparsable_lines_are_counted_never_fatal(tmp_path):
+    c, _ = core(tmp_path)
+    c.feed_line("{garbage")
+    c.feed_line(msg("state", peer="10.9.9.9", state="up"))  # not configured
+    c.feed_line("done")
+    assert c.stats.unparsed == 2 and "garbage" in c.stats.last_unparsed[0]
