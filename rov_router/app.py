@@ -256,7 +256,9 @@ class App:
         try:
             await self._start_rpki()
             sock = self.config.socket or (self.workdir / "exabgp.sock")
-            self.bridge = BridgeEnd(sock, self._on_line)
+            self.bridge = BridgeEnd(sock, self._on_line, on_connect=lambda up: self._print(
+                {"event": "bridge", "connected": up,
+                 "message": f"ExaBGP bridge {'connected' if up else 'disconnected'}"}))
             await self.bridge.start()
             if self.config.exabgp == "managed":
                 self.exabgp = ExaBGP(self._speaker_spec(sock), self.workdir)

@@ -177,9 +177,11 @@ class BridgeEnd:
     """The rov-router side of the bridge socket: lines in, commands out, a bounded window of
     commands awaiting ExaBGP's ``done`` / ``error``."""
 
-    def __init__(self, path: Path, on_line: Callable[[bytes], None], *, window: int = 10) -> None:
+    def __init__(self, path: Path, on_line: Callable[[bytes], None], *, window: int = 10,
+                 on_connect: Callable[[bool], None] | None = None) -> None:
         self.path = path
         self.on_line = on_line
+        self.on_connect = on_connect
         self.window = window
         self._server: asyncio.AbstractServer | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -192,6 +194,7 @@ class BridgeEnd:
         self.lines = 0
 
     async def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
         self._server = await asyncio.start_unix_server(
@@ -204,6 +207,8 @@ class BridgeEnd:
         self._writer = writer
         self._outstanding = 0
         self.connected.set()
+        if self.on_connect is not None:
+            self.on_connect(True)
         self._pump()
         try:
             while True:
@@ -227,6 +232,8 @@ class BridgeEnd:
             if self._writer is writer:
                 self._writer = None
                 self.connected.clear()
+                if self.on_connect is not None:
+                    self.on_connect(False)
 
     def send(self, command: str) -> None:
         """Queue a command; at most ``window`` await an answer at any time (exabgp.md §7.6)."""
