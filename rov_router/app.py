@@ -252,13 +252,21 @@ class App:
         if self.display_mode == "live":
             from .ui.live import LiveDisplay
 
-            self.display = LiveDisplay(self)
+            self.display = LiveDisplay(self, **self.filters)
         try:
             await self._start_rpki()
             sock = self.config.socket or (self.workdir / "exabgp.sock")
-            self.bridge = BridgeEnd(sock, self._on_line, on_connect=lambda up: self._print(
-                {"event": "bridge", "connected": up,
-                 "message": f"ExaBGP bridge {'connected' if up else 'disconnected'}"}))
+            self.bridge = BridgeEnd(
+                sock,
+                self._on_line,
+                on_connect=lambda up: self._print(
+                    {
+                        "event": "bridge",
+                        "connected": up,
+                        "message": f"ExaBGP bridge {'connected' if up else 'disconnected'}",
+                    }
+                ),
+            )
             await self.bridge.start()
             if self.config.exabgp == "managed":
                 self.exabgp = ExaBGP(self._speaker_spec(sock), self.workdir)

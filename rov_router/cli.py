@@ -233,6 +233,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the full state (RPKI, neighbors, routes) as JSON here on SIGUSR1 and at exit",
     )
     rn.add_argument("--duration", type=float, help="stop after this many seconds")
+    rn.add_argument(
+        "--filter-state",
+        choices=["valid", "invalid", "not-found", "dropped"],
+        help="live table: only routes in this state (keys a/v/i/n/d change it)",
+    )
+    rn.add_argument(
+        "--filter-prefix",
+        default="",
+        metavar="TEXT",
+        help="live table: only prefixes containing TEXT",
+    )
+    rn.add_argument(
+        "--filter-neighbor",
+        default="",
+        metavar="ADDRESS",
+        help="live table: only routes from this neighbor",
+    )
 
     d = sub.add_parser(
         "demo",

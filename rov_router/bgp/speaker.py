@@ -177,8 +177,14 @@ class BridgeEnd:
     """The rov-router side of the bridge socket: lines in, commands out, a bounded window of
     commands awaiting ExaBGP's ``done`` / ``error``."""
 
-    def __init__(self, path: Path, on_line: Callable[[bytes], None], *, window: int = 10,
-                 on_connect: Callable[[bool], None] | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        on_line: Callable[[bytes], None],
+        *,
+        window: int = 10,
+        on_connect: Callable[[bool], None] | None = None,
+    ) -> None:
         self.path = path
         self.on_line = on_line
         self.on_connect = on_connect
