@@ -62,7 +62,9 @@ class App:
         duration: float | None = None,
         workdir: Path | None = None,
         out=None,
+        filters: dict | None = None,
     ) -> None:
+        self.filters = filters or {}
         self.config = config
         self.display_mode = display
         self.state_file = state_file
@@ -115,10 +117,13 @@ class App:
                         "neighbor": r.peer.address,
                         "from": ev.old_state,
                         "state": r.state,
+                        "aspa": r.aspa_state,
+                        "aspa_reason": r.aspa.reason if r.aspa is not None else None,
                         "action": r.action,
                         "reason": v.reason,
                         "message": f"{r.prefix} AS{r.origin} from {r.peer.address}: "
-                        f"{ev.old_state} -> {r.state} ({r.action}): {v.reason}",
+                        f"{ev.old_state} -> {r.state} ({r.action}): {v.reason}"
+                        + (f"; ASPA {r.aspa_state}: {r.aspa.reason}" if r.aspa else ""),
                     }
                 )
             elif ev.kind == "new" and self.display_mode == "json":
@@ -131,6 +136,8 @@ class App:
                         "path": r.attrs.path_str(),
                         "neighbor": r.peer.address,
                         "state": r.state,
+                        "aspa": r.aspa_state,
+                        "aspa_reason": r.aspa.reason if r.aspa is not None else None,
                         "action": r.action,
                         "reason": v.reason,
                         "message": "",
@@ -240,6 +247,7 @@ class App:
                     passive=n.passive,
                     connect=None if n.passive else n.port,
                     description=n.description or n.role,
+                    hold_time=n.hold_time,
                 )
             )
         return SpeakerSpec("exabgp", peers, listen=listen, port=cfg.port, socket=sock)
@@ -391,6 +399,8 @@ class App:
                     "path": r.attrs.path_str(),
                     "neighbor": r.peer.address,
                     "state": r.state,
+                    "aspa": r.aspa_state,
+                    "aspa_reason": r.aspa.reason if r.aspa is not None else None,
                     "action": r.action,
                     "accepted": r.accepted,
                     "best": bool(e and e.best is r),

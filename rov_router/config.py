@@ -13,6 +13,8 @@ address = "127.0.0.2"
 asn = 65001
 role = "upstream"             # upstream | downstream | customer | provider | peer | route-server | rs-client
 policy = "drop-invalid"       # drop-invalid | depref-invalid | tag | accept-all
+aspa_policy = "drop"          # ASPA-invalid routes: drop | depref | tag | accept (customer,
+                              # peer, provider, route-server, rs-client roles only)
 passive = true                # wait for the neighbor to connect (default for all but downstream)
 port = 179                    # port to dial when not passive
 local_address = "127.0.0.1"
@@ -44,6 +46,7 @@ from typing import Any
 
 ROLES = ("upstream", "downstream", "customer", "provider", "peer", "route-server", "rs-client")
 POLICIES = ("drop-invalid", "depref-invalid", "tag", "accept-all")
+ASPA_POLICIES = ("drop", "depref", "tag", "accept")
 DISPLAY = ("auto", "live", "plain", "json")
 
 
@@ -60,6 +63,7 @@ class NeighborConfig:
     asn: int
     role: str = "upstream"
     policy: str = "drop-invalid"
+    aspa_policy: str = "drop"
     passive: bool = True
     port: int = 179
     local_address: str | None = None
@@ -229,6 +233,9 @@ def load_config(path: str | Path) -> RouterConfig:
             asn=get(n, "neighbor", i, "asn", int, check=asn),
             role=role,
             policy=get(n, "neighbor", i, "policy", str, "drop-invalid", check=one_of(POLICIES)),
+            aspa_policy=get(
+                n, "neighbor", i, "aspa_policy", str, "drop", check=one_of(ASPA_POLICIES)
+            ),
             passive=get(n, "neighbor", i, "passive", bool, role != "downstream"),
             port=get(n, "neighbor", i, "port", int, 179, check=port),
             local_address=get(n, "neighbor", i, "local_address", str, None, check=addr),

@@ -6,6 +6,11 @@
 * ``tag``: everything is accepted and carries the RFC 8097 origin validation state extended
   community downstream;
 * ``accept-all``: validate and show, change nothing (RFC 8481 §4: no policy unless configured).
+
+ASPA (route leaks) has its own per-neighbor policy for ASPA-invalid routes: ``drop``
+(default, aspa-verification §5.7: ineligible, kept for re-evaluation), ``depref``, ``tag``
+(large community ``LOCAL_AS:1:2``; ``:1:0`` valid, ``:1:1`` unknown) or ``accept``.  Unknown
+is treated like Valid (§5.7).
 """
 
 from __future__ import annotations
@@ -40,3 +45,30 @@ def decide(policy: str, state: str, *, depref_local_pref: int = 50) -> Decision:
     if policy == "accept-all":
         return Decision(True, DEFAULT_LOCAL_PREF, "accept")
     raise ValueError(f"unknown policy {policy!r}")
+
+
+ASPA_TAG = {"valid": 0, "unknown": 1, "invalid": 2}
+
+
+def decide_aspa(
+    d: Decision,
+    aspa_state: str | None,
+    aspa_policy: str,
+    *,
+    local_as: int,
+    depref_local_pref: int = 50,
+) -> tuple[Decision, tuple[tuple[int, int, int], ...]]:
+    """Combine the ROV decision with the ASPA verdict; returns the decision and any large
+    communities to add downstream."""
+    if aspa_state is None or not d.accepted:
+        return d, ()
+    invalid = aspa_state == "invalid"
+    if aspa_policy == "drop" and invalid:
+        return Decision(False, d.local_pref, "drop (leak)", d.ext_communities), ()
+    if aspa_policy == "depref" and invalid:
+        return Decision(
+            True, min(d.local_pref, depref_local_pref), "depref (leak)", d.ext_communities
+        ), ()
+    if aspa_policy == "tag":
+        return d, ((local_as, 1, ASPA_TAG[aspa_state]),)
+    return d, ()

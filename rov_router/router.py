@@ -17,7 +17,9 @@ from ipaddress import ip_address
 from .bgp import exabgp as X
 from .bgp.rib import RIB, PrefixEntry, Route, address_int, best_key
 from .config import NeighborConfig, RouterConfig
-from .policy import decide
+from .policy import decide, decide_aspa
+from .rpki.aspa import ALGORITHM
+from .rpki.aspa import verify as verify_aspa
 from .rpki.store import Changes, VRPStore
 from .rpki.validate import Verdict, make_checker, validate_route
 from .rpki.vrp import format_prefix, parse_prefix
@@ -234,42 +236,74 @@ class RouterCore:
 
     def _evaluate(self, r: Route) -> None:
         r.state = str(self.check(r.addr, r.plen, r.origin))
-        d = decide(r.peer.config.policy, r.state, depref_local_pref=self.config.depref_local_pref)
+        cfg = r.peer.config
+        d = decide(cfg.policy, r.state, depref_local_pref=self.config.depref_local_pref)
+        algorithm = ALGORITHM.get(cfg.role)
+        if algorithm is None:
+            r.aspa = None  # generic upstream / downstream roles: no ASPA algorithm applies
+        else:
+            seq, sets = _sequence_and_set(r.attrs.as_path)
+            r.aspa = verify_aspa(
+                seq,
+                self.store.aspa_providers,
+                algorithm=algorithm,
+                neighbor_as=cfg.asn,
+                as_set=sets,
+            )
+        d, large = decide_aspa(
+            d,
+            r.aspa.state.value if r.aspa else None,
+            cfg.aspa_policy,
+            local_as=self.config.asn,
+            depref_local_pref=self.config.depref_local_pref,
+        )
         r.accepted, r.local_pref, r.action, r.ext_communities = (
             d.accepted,
             d.local_pref,
             d.action,
             d.ext_communities,
         )
+        r.large_communities = large
 
     # ---- input: RPKI -------------------------------------------------------------------------
 
     def on_vrp_changes(self, changes: Changes) -> int:
         """Revalidate the routes the change can affect (RFC 8481): routes equal to or more
-        specific than a changed VRP prefix (or all routes after a big first load)."""
+        specific than a changed VRP prefix (or all routes after a big first load), and routes
+        whose AS path contains a customer AS whose ASPA record changed."""
         t0 = time.perf_counter()
         now = self.clock()
         if changes.full:
-            entries: Iterable[PrefixEntry] = list(self.rib.entries())
+            routes: Iterable[Route] = [r for e in self.rib.entries() for r in e.routes]
         else:
             seen: set[int] = set()
-            lst: list[PrefixEntry] = []
+            lst: list[Route] = []
             for addr, plen in changes.prefixes:
                 for e in self.rib.under(addr, plen):
-                    if id(e) not in seen:
-                        seen.add(id(e))
-                        lst.append(e)
-            entries = lst
+                    for r in e.routes:
+                        if id(r) not in seen:
+                            seen.add(id(r))
+                            lst.append(r)
+            if changes.aspa_customers:
+                custs = changes.aspa_customers
+                for r in self.routes():
+                    if (
+                        id(r) not in seen
+                        and r.aspa is not None
+                        and not custs.isdisjoint(r.attrs.flat_path)
+                    ):
+                        seen.add(id(r))
+                        lst.append(r)
+            routes = lst
         n = 0
-        for e in entries:
-            for r in e.routes:
-                n += 1
-                old = r.state
-                self._evaluate(r)
-                if r.state != old:
-                    r.changed = now
-                    self._dirty.add((r.addr, r.plen))
-                    self._emit(RouteEvent(now, "state", r, old))
+        for r in routes:
+            n += 1
+            old, old_aspa, old_acc = r.state, r.aspa_state, r.accepted
+            self._evaluate(r)
+            if r.state != old or r.aspa_state != old_aspa or r.accepted != old_acc:
+                r.changed = now
+                self._dirty.add((r.addr, r.plen))
+                self._emit(RouteEvent(now, "state", r, old))
         self.stats.revalidations += 1
         self.stats.revalidated_routes += n
         self.stats.revalidation_seconds += time.perf_counter() - t0
@@ -344,6 +378,7 @@ class RouterCore:
             next_hop=nh,
             local_as=self.config.asn,
             extra_ext_communities=best.ext_communities,
+            extra_large_communities=best.large_communities,
         )
         return (best.prefix, best.family, text)
 
@@ -391,6 +426,18 @@ class RouterCore:
         self.events.append(ev)
         for fn in self.listeners:
             fn(ev)
+
+
+def _sequence_and_set(segments) -> tuple[list[int], list[int]]:
+    """The AS_SEQUENCE ASes (neighbor first) and the members of any AS_SET."""
+    seq: list[int] = []
+    sets: list[int] = []
+    for kind, asns in segments:
+        if kind == "sequence":
+            seq.extend(asns)
+        elif kind == "set":
+            sets.extend(asns)
+    return seq, sets
 
 
 def _family(prefix: str) -> str:

@@ -24,10 +24,12 @@ class Route:
         "accepted",
         "action",
         "addr",
+        "aspa",
         "attrs",
         "changed",
         "ext_communities",
         "family",
+        "large_communities",
         "local_pref",
         "origin",
         "peer",
@@ -62,6 +64,12 @@ class Route:
         self.action = "accept"
         self.local_pref = 100
         self.ext_communities: tuple[str, ...] = ()
+        self.large_communities: tuple[tuple[int, int, int], ...] = ()
+        self.aspa = None  # rpki.aspa.ASPAResult, or None where no ASPA algorithm applies
+
+    @property
+    def aspa_state(self) -> str | None:
+        return self.aspa.state.value if self.aspa is not None else None
 
     @property
     def key(self) -> tuple[bytes, int]:

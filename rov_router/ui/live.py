@@ -234,6 +234,7 @@ class LiveDisplay:
             ("path", {"max_width": 24}),
             ("neighbor", {}),
             ("verdict", {}),
+            ("ASPA", {}),
             ("action", {}),
             ("why", {"ratio": 1}),
         ):
@@ -255,13 +256,22 @@ class LiveDisplay:
             colour = COLOUR[r.state]
             action = "withdrawn" if gone else ("DROPPED" if not r.accepted else r.action)
             reason = self.app.core.verdict(r).reason
+            aspa = r.aspa_state or "-"
+            if r.aspa is not None and r.aspa.state.value == "invalid":
+                reason = f"{reason}; ASPA: {r.aspa.reason}"
             t.add_row(
                 r.prefix,
                 "NONE" if r.origin is None else f"AS{r.origin}",
                 r.attrs.path_str(),
                 r.peer.address,
                 Text(r.state, style=colour),
-                Text(action, style="dim" if gone else colour),
+                Text(
+                    aspa,
+                    style={"valid": "green", "invalid": "red", "unknown": "yellow"}.get(
+                        aspa, "dim"
+                    ),
+                ),
+                Text(action, style="dim" if gone else ("red" if not r.accepted else colour)),
                 reason,
             )
             shown += 1
