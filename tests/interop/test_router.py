@@ -73,7 +73,14 @@ vrps = "{vrps}"
 
 class Lab:
     def __init__(
-        self, tmp: Path, *, hold: int = 90, env: dict | None = None, start_router: bool = True
+        self,
+        tmp: Path,
+        *,
+        hold: int = 90,
+        env: dict | None = None,
+        start_router: bool = True,
+        router: str = ROUTER,
+        vrps_text: str | None = None,
     ) -> None:
         need_tool("bird")
         self.birdc_bin = need_tool("birdc")
@@ -81,15 +88,16 @@ class Lab:
         self.port = free_port()
         self.down_port = free_port("127.0.0.9")
         self.vrps = tmp / "vrps.json"
-        self.vrps.write_text((DATA / "small_vrps.json").read_text())
+        self.vrps.write_text(vrps_text or (DATA / "small_vrps.json").read_text())
         (tmp / "bird.conf").write_text(BIRD_DOWN.format(dir=tmp, port=self.down_port))
         (tmp / "router.toml").write_text(
-            ROUTER.format(port=self.port, down_port=self.down_port, vrps=self.vrps, hold=hold)
+            router.format(port=self.port, down_port=self.down_port, vrps=self.vrps, hold=hold)
         )
         self.state_file = tmp / "state.json"
         self.out = tmp / "router.out"
         self.procs: list[subprocess.Popen] = []
         self.speaker: Speaker | None = None
+        self.speakers: list[Speaker] = []
         self.bird = self._spawn(
             [
                 "bird",
@@ -130,16 +138,16 @@ class Lab:
         self.procs.append(p)
         return p
 
-    def start_upstream(self) -> Speaker:
+    def start_upstream(self, address: str = "127.0.0.2", asn: int = 65001) -> Speaker:
         self.speaker = Speaker(
-            "up",
+            f"up-{address}",
             [
                 PeerSpec(
                     "127.0.0.1",
                     65000,
-                    65001,
-                    "127.0.0.2",
-                    "127.0.0.2",
+                    asn,
+                    address,
+                    address,
                     passive=False,
                     connect=self.port,
                     hold_time=self.hold,
@@ -147,6 +155,7 @@ class Lab:
             ],
             self.dir,
         ).start()
+        self.speakers.append(self.speaker)
         self.speaker.wait_state("127.0.0.1", "up", 60)
         return self.speaker
 
@@ -170,6 +179,26 @@ class Lab:
                 if tok and "/" in tok[0]:
                     out.add(tok[0])
         return out
+
+    def bird_route_detail(self, prefix: str) -> str:
+        table = "t6" if ":" in prefix else "t4"
+        r = subprocess.run(
+            [
+                self.birdc_bin,
+                "-s",
+                str(self.dir / "bird.ctl"),
+                "show",
+                "route",
+                "table",
+                table,
+                prefix,
+                "all",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        return r.stdout
 
     def wait_bird(self, expected: set[str], timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -197,8 +226,8 @@ class Lab:
         return [json.loads(x) for x in self.out.read_text().splitlines() if x.startswith("{")]
 
     def stop(self) -> None:
-        if self.speaker is not None:
-            self.speaker.stop()
+        for sp in self.speakers:
+            sp.stop()
         for p in reversed(self.procs):
             stop_child(p)
 

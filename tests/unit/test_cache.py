@@ -336,3 +336,25 @@ def test_slurm_aspa_and_errors(tmp_path):
     sl.write_text(json.dumps({"slurmVersion": 2}))
     with pytest.raises(VRPFileError, match="slurmVersion"):
         load_slurm(sl)
+
+
+def test_aspa_replace_and_withdraw_reach_the_client_at_v2_only():
+    for version in (1, 2):
+        cache = CacheState()
+        cache.set_data(set(), {64500: (64501,), 64510: (64511,)})
+        store = VRPStore()
+        client = S.ClientSession("c", max_version=version, min_version=version)
+        pump(client, store, client.connection_made())
+        server = converse(cache, client, store)
+        cache.set_aspa(64500, [64502, 64503])  # replace
+        cache.set_aspa(64510, None)  # withdraw
+        server.notify()
+        pump(client, store, client.receive_data(b"".join(server.data_to_send())))
+        converse(cache, client, store, server)
+        assert client.serial == 2
+        assert store.aspas() == ({64500: (64502, 64503)} if version == 2 else {})
+        out = pdus(cache.delta_payload(2, 0))
+        assert [(p.announce, p.record) for p in out] == [
+            (True, ASPARecord(64500, (64502, 64503))),
+            (False, ASPARecord(64510, ())),
+        ]
