@@ -253,44 +253,13 @@ class App:
         return SpeakerSpec("exabgp", peers, listen=listen, port=cfg.port, socket=sock)
 
     async def run(self) -> int:
+        """The whole life of `rov-router run`: start, wait for a signal or the duration, stop."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._stop.set)
         loop.add_signal_handler(signal.SIGUSR1, self.write_state)
-        if self.display_mode == "live":
-            from .ui.live import LiveDisplay
-
-            self.display = LiveDisplay(self, **self.filters)
         try:
-            await self._start_rpki()
-            sock = self.config.socket or (self.workdir / "exabgp.sock")
-            self.bridge = BridgeEnd(
-                sock,
-                self._on_line,
-                on_connect=lambda up: self._print(
-                    {
-                        "event": "bridge",
-                        "connected": up,
-                        "message": f"ExaBGP bridge {'connected' if up else 'disconnected'}",
-                    }
-                ),
-            )
-            await self.bridge.start()
-            if self.config.exabgp == "managed":
-                self.exabgp = ExaBGP(self._speaker_spec(sock), self.workdir)
-                self.exabgp.start()
-            self._print(
-                {
-                    "event": "start",
-                    "message": f"rov-router AS{self.config.asn} "
-                    f"({self.config.router_id}): {len(self.core.peers)} neighbors, "
-                    f"{len(self.sources)} RPKI source(s); ExaBGP "
-                    f"{'pid ' + str(self.exabgp.proc.pid) if self.exabgp else 'external'}"
-                    f", bridge socket {sock}",
-                }
-            )
-            if self.display is not None:
-                self.display.start()
+            await self.start()
             waiter = asyncio.ensure_future(self._stop.wait())
             watch = asyncio.ensure_future(self._watch_exabgp())
             done, _ = await asyncio.wait(
@@ -301,6 +270,45 @@ class App:
             return 0 if watch not in done else 1
         finally:
             await self.shutdown()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def start(self) -> None:
+        """Start RPKI sources, the bridge, ExaBGP and the display (for embedding, e.g. labs)."""
+        if self.display_mode == "live" and self.display is None:
+            from .ui.live import LiveDisplay
+
+            self.display = LiveDisplay(self, **self.filters)
+        await self._start_rpki()
+        sock = self.config.socket or (self.workdir / "exabgp.sock")
+        self.bridge = BridgeEnd(
+            sock,
+            self._on_line,
+            on_connect=lambda up: self._print(
+                {
+                    "event": "bridge",
+                    "connected": up,
+                    "message": f"ExaBGP bridge {'connected' if up else 'disconnected'}",
+                }
+            ),
+        )
+        await self.bridge.start()
+        if self.config.exabgp == "managed":
+            self.exabgp = ExaBGP(self._speaker_spec(sock), self.workdir)
+            self.exabgp.start()
+        self._print(
+            {
+                "event": "start",
+                "message": f"rov-router AS{self.config.asn} "
+                f"({self.config.router_id}): {len(self.core.peers)} neighbors, "
+                f"{len(self.sources)} RPKI source(s); ExaBGP "
+                f"{'pid ' + str(self.exabgp.proc.pid) if self.exabgp else 'external'}"
+                f", bridge socket {sock}",
+            }
+        )
+        if self.display is not None:
+            self.display.start()
 
     async def _watch_exabgp(self) -> None:
         while True:
