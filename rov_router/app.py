@@ -223,6 +223,7 @@ class App:
                 source=name,
                 max_version=src.version,
                 min_version=src.min_version,
+                min_expire=src.min_expire,
                 max_backoff=5.0,
                 on_event=lambda ev, h=holder: self._on_rtr_event(h[0], ev),
             )

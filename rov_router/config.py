@@ -88,6 +88,7 @@ class RPKISourceConfig:
     retry: int = 600
     expire: int = 7200
     ignore_expires: bool = False
+    min_expire: int = 600  # labs only: accept an Expire below RFC 8210's 600 s
 
 
 @dataclass
@@ -286,6 +287,7 @@ def load_config(path: str | Path) -> RouterConfig:
             retry=get(s, "rpki", i, "retry", int, 600),
             expire=get(s, "rpki", i, "expire", int, 7200),
             ignore_expires=get(s, "rpki", i, "ignore_expires", bool, False),
+            min_expire=get(s, "rpki", i, "min_expire", int, 600),
         )
         has_cache, has_vrps = "cache" in s, "vrps" in s
         if has_cache == has_vrps:
@@ -323,6 +325,7 @@ def load_config(path: str | Path) -> RouterConfig:
                 "retry",
                 "expire",
                 "ignore_expires",
+                "min_expire",
             },
             err,
             "rpki",

@@ -172,6 +172,7 @@ class ClientSession:
         transfer_timeout: float = 300.0,
         timers: Timers | None = None,
         keep_timers: bool = False,
+        min_expire: int = EXPIRE_RANGE[0],
     ) -> None:
         if not 0 <= min_version <= max_version <= 2:
             raise ValueError(
@@ -180,6 +181,9 @@ class ClientSession:
         if aspa_compat not in (None, "draft10"):
             raise ValueError("aspa_compat must be None or 'draft10'")
         self.source = source
+        #: the lowest Expire accepted from a cache: RFC 8210 §6 says 600 s; teaching labs that
+        #: show a cache outage in seconds lower it (never for real operation)
+        self.min_expire = min_expire
         self.min_version = min_version
         self.max_version = max_version
         self.clock = clock
@@ -717,7 +721,7 @@ class ClientSession:
         for name, val, (lo, hi) in (
             ("refresh", eod.refresh, REFRESH_RANGE),
             ("retry", eod.retry, RETRY_RANGE),
-            ("expire", eod.expire, EXPIRE_RANGE),
+            ("expire", eod.expire, (self.min_expire, EXPIRE_RANGE[1])),
         ):
             assert val is not None
             if not lo <= val <= hi:
