@@ -251,6 +251,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="live table: only routes from this neighbor",
     )
 
+    lb = sub.add_parser(
+        "lab",
+        parents=[common],
+        help="run a teaching scenario from topologies/ over real BGP sessions on loopback",
+    )
+    lb.add_argument("scenario", nargs="?", help="a scenario TOML file or its name")
+    lb.add_argument("--list", action="store_true", help="list the scenarios")
+    lb.add_argument(
+        "--check",
+        action="store_true",
+        help="headless: check every expected outcome, exit 1 naming the first failure",
+    )
+    lb.add_argument("--speed", type=float, default=1.0, help="timeline speed factor (1)")
+    lb.add_argument("--json", action="store_true", help="JSON output (with --check)")
+
     d = sub.add_parser(
         "demo",
         parents=[common],
@@ -277,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_cache(args)
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "lab":
+            return cmd_lab(args)
     except (CLIError, VRPFileError, DumpError) as e:
         print(f"rov-router: error: {e}", file=sys.stderr)
         return 2
@@ -644,6 +661,76 @@ def cmd_run(args) -> int:
         return asyncio.run(app.run())
     except RuntimeError as e:
         raise CLIError(str(e)) from None
+
+
+# ---- lab ---------------------------------------------------------------------------------------
+
+TOPOLOGIES = Path(__file__).resolve().parents[1] / "topologies"
+
+
+def _find_scenario(name: str) -> Path:
+    p = Path(name)
+    if p.exists():
+        return p
+    cand = TOPOLOGIES / (name if name.endswith(".toml") else name + ".toml")
+    if cand.exists():
+        return cand
+    raise CLIError(f"no scenario {name!r} (try 'rov-router lab --list')")
+
+
+def cmd_lab(args, default: str | None = None) -> int:
+    from .lab.runner import Lab
+    from .lab.scenario import ScenarioError, list_scenarios, load_scenario
+
+    if getattr(args, "list", False):
+        try:
+            for sc in list_scenarios(TOPOLOGIES):
+                print(f"{sc.name:28s} {sc.summary}")
+        except ScenarioError as e:
+            raise CLIError(str(e)) from None
+        return 0
+    name = args.scenario or default
+    if not name:
+        raise CLIError("give a scenario (rov-router lab --list shows them)")
+    try:
+        sc = load_scenario(_find_scenario(name))
+    except ScenarioError as e:
+        raise CLIError(str(e)) from None
+    check = getattr(args, "check", False)
+    if check:
+        display = "json" if args.json else "plain"
+    else:
+        display = "live" if sys.stdout.isatty() else "plain"
+    lab = Lab(
+        sc,
+        display=display,
+        speed=args.speed,
+        hold_at_end=0.0 if check or display != "live" else 5.0,
+    )
+    res = asyncio.run(lab.run())
+    failure = res.first_failure()
+    if args.json and check:
+        print(
+            json.dumps(
+                {
+                    "scenario": sc.name,
+                    "ok": res.ok,
+                    "first_failure": failure,
+                    "steps": [
+                        {"title": s.step.title, "ok": s.ok, "failures": s.failures}
+                        for s in res.steps
+                    ],
+                }
+            )
+        )
+    elif failure:
+        print(f"rov-router lab: {sc.name}: FAILED at {failure}", file=sys.stderr)
+    else:
+        print(
+            f"{sc.name}: all {sum(len(s.step.expect) for s in res.steps)} expected outcomes "
+            f"held in {len(res.steps)} steps"
+        )
+    return 0 if res.ok else 1
 
 
 # ---- cache -------------------------------------------------------------------------------------

@@ -1,0 +1,339 @@
+"""Run a teaching scenario over real BGP sessions on loopback.
+
+The embedded RTR cache serves the scenario's ROAs and ASPA records; the router under test runs
+in this process (127.0.0.1, its own ExaBGP); every other AS is an ExaBGP speaker on its own
+127.0.0.x address that dials the router.  Steps announce / withdraw routes, change RPKI data,
+take the cache away and bring it back; after each step the expected outcomes are checked
+(polling until they hold or a timeout passes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..app import App
+from ..bgp import exabgp as X
+from ..bgp.control import Speaker
+from ..bgp.mrt import read_updates
+from ..bgp.speaker import PeerSpec
+from ..config import NeighborConfig, RouterConfig, RPKISourceConfig
+from ..procs import free_port
+from ..rtr.cache import CacheState
+from ..rtr.server import RTRServer
+from .scenario import Expect, Scenario, Step
+
+
+@dataclass
+class StepResult:
+    step: Step
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+@dataclass
+class LabResult:
+    scenario: Scenario
+    steps: list[StepResult]
+
+    @property
+    def ok(self) -> bool:
+        return all(s.ok for s in self.steps)
+
+    def first_failure(self) -> str | None:
+        for s in self.steps:
+            if s.failures:
+                return f"step {s.step.index + 1} '{s.step.title}': {s.failures[0]}"
+        return None
+
+
+class Lab:
+    def __init__(
+        self,
+        scenario: Scenario,
+        *,
+        display: str = "plain",
+        speed: float = 1.0,
+        check_timeout: float = 20.0,
+        out: Callable[[str], None] | None = None,
+        hold_at_end: float = 0.0,
+    ) -> None:
+        self.sc = scenario
+        self.display = display
+        self.speed = max(speed, 0.01)
+        self.check_timeout = check_timeout
+        self.out = out or (lambda s: print(s, flush=True))
+        self.hold_at_end = hold_at_end
+        self.workdir = Path(tempfile.mkdtemp(prefix="rov-lab-"))
+        self.cache = CacheState(
+            refresh=scenario.refresh, retry=scenario.retry, expire=scenario.expire
+        )
+        self.cache.set_data(scenario.roas, scenario.aspas)
+        self.server: RTRServer | None = None
+        self.app: App | None = None
+        self.speakers: dict[int, Speaker] = {}
+
+    # ---- narration ---------------------------------------------------------------------------
+
+    def say(self, text: str) -> None:
+        if self.app is not None and self.app.display is not None:
+            for line in text.splitlines():
+                self.app.display.event({"message": line})
+            narrate = getattr(self.app.display, "narrate", None)
+            if narrate:
+                narrate(text)
+        elif self.display != "json":
+            self.out(text)
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    async def run(self) -> LabResult:
+        sc = self.sc
+        results: list[StepResult] = []
+        loop = asyncio.get_running_loop()
+        try:
+            self.server = RTRServer(
+                self.cache, "127.0.0.1", 0, notify_interval=0.2, on_event=lambda ev: None
+            )
+            await self.server.start()
+            port = free_port()
+            cfg = RouterConfig(
+                path=sc.path,
+                asn=sc.router_asn,
+                router_id="127.0.0.1",
+                listen="127.0.0.1",
+                port=port,
+                prefer_valid=sc.prefer_valid,
+                display=self.display,
+                neighbors=[
+                    NeighborConfig(
+                        a.address,
+                        a.asn,
+                        role=a.relation,
+                        policy=a.policy,
+                        aspa_policy=a.aspa_policy,
+                        passive=True,
+                        description=a.name,
+                    )
+                    for a in sc.ases
+                ],
+                rpki=[
+                    RPKISourceConfig(
+                        cache=("127.0.0.1", self.server.port),
+                        name="lab cache",
+                        min_expire=min(600, sc.expire),
+                    )
+                ],
+            )
+            self.app = App(
+                cfg,
+                display=self.display if self.display != "quiet" else "plain",
+                workdir=self.workdir,
+                out=io.StringIO() if self.display == "quiet" else None,
+            )
+            await self.app.start()
+            self.say(f"== {sc.title} ==\n{sc.lesson}".rstrip())
+            for a in sc.ases:
+                self.speakers[a.asn] = Speaker(
+                    f"as{a.asn}",
+                    [
+                        PeerSpec(
+                            "127.0.0.1",
+                            sc.router_asn,
+                            a.asn,
+                            a.address,
+                            a.address,
+                            passive=False,
+                            connect=port,
+                        )
+                    ],
+                    self.workdir,
+                ).start()
+            await self._until(
+                lambda: (
+                    all(p.up for p in self.app.core.peers.values())
+                    and self.app.sources[0].client.session.serial is not None
+                ),
+                60,
+                "BGP sessions and RTR sync",
+            )
+            for step in sc.steps:
+                res = StepResult(step)
+                results.append(res)
+                self.say(
+                    f"-- step {step.index + 1}/{len(sc.steps)}: {step.title}"
+                    + (f"\n   {step.explain}" if step.explain else "")
+                )
+                await self._do(step, loop)
+                await asyncio.sleep(step.wait / self.speed)
+                for ex in step.expect:
+                    problem = await self._check(ex)
+                    if problem:
+                        res.failures.append(problem)
+                        self.say(f"   FAILED: expected {ex.describe()}: {problem}")
+                    else:
+                        self.say(f"   ok: {ex.describe()}")
+            if self.hold_at_end:
+                await asyncio.sleep(self.hold_at_end)
+            return LabResult(sc, results)
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        for sp in self.speakers.values():
+            sp.stop()
+        self.speakers.clear()
+        if self.app is not None:
+            await self.app.shutdown()
+        if self.server is not None:
+            await self.server.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    async def _until(self, cond: Callable[[], bool], timeout: float, what: str) -> None:
+        end = time.monotonic() + timeout
+        while not cond():
+            if time.monotonic() > end:
+                raise TimeoutError(f"{what} not ready within {timeout:g} s")
+            await asyncio.sleep(0.1)
+
+    # ---- actions -----------------------------------------------------------------------------
+
+    async def _command(self, asn: int, cmd: str) -> None:
+        loop = asyncio.get_running_loop()
+        answer = await loop.run_in_executor(None, self.speakers[asn].command, cmd)
+        if answer != "done":
+            raise RuntimeError(f"AS{asn}'s ExaBGP refused {cmd!r}: {answer}")
+
+    def _next_hop(self, asn: int, prefix: str) -> str:
+        addr = self.sc.as_by_asn(asn).address
+        return f"::ffff:{addr}" if ":" in prefix else addr
+
+    async def _do(self, st: Step, loop) -> None:
+        c = self.cache
+        if st.action == "announce":
+            assert st.origin_from is not None and st.prefix is not None
+            path = " ".join(str(a) for a in st.path)
+            await self._command(
+                st.origin_from,
+                f"announce route {st.prefix} next-hop "
+                f"{self._next_hop(st.origin_from, st.prefix)} as-path [ {path} ]",
+            )
+        elif st.action == "withdraw":
+            assert st.origin_from is not None and st.prefix is not None
+            await self._command(
+                st.origin_from,
+                f"withdraw route {st.prefix} next-hop {self._next_hop(st.origin_from, st.prefix)}",
+            )
+        elif st.action == "add-roa":
+            c.add_vrps([st.roa])
+        elif st.action == "remove-roa":
+            c.remove_vrps([st.roa])
+        elif st.action == "set-aspa":
+            assert st.aspa is not None
+            c.set_aspa(st.aspa[0], st.aspa[1])
+        elif st.action == "remove-aspa":
+            assert st.aspa is not None
+            c.set_aspa(st.aspa[0], None)
+        elif st.action == "stop-cache":
+            assert self.server is not None
+            await self.server.stop()
+        elif st.action == "start-cache":
+            assert self.server is not None
+            await self.server.start()
+        elif st.action == "replay":
+            await self._replay(st)
+
+    async def _replay(self, st: Step) -> None:
+        assert st.file is not None and st.origin_from is not None
+        updates = list(read_updates(st.file))
+        if not updates:
+            return
+        t0 = updates[0].time
+        span = max(updates[-1].time - t0, 1.0)
+        # the file's own timeline, compressed into about 'wait' seconds (then --speed)
+        scale = span / max(st.wait, 1.0)
+        start = time.monotonic()
+        for u in updates:
+            due = start + (u.time - t0) / scale / self.speed
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(u.time))
+            for prefix, seq, _sets in u.announced:
+                self.say(
+                    f"   replay {stamp}: AS{u.peer_as} announces {prefix} "
+                    f"path {' '.join(map(str, seq))}"
+                )
+                await self._command(
+                    st.origin_from,
+                    f"announce route {prefix} next-hop "
+                    f"{self._next_hop(st.origin_from, prefix)} as-path "
+                    f"[ {' '.join(map(str, seq))} ]",
+                )
+            for prefix in u.withdrawn:
+                self.say(f"   replay {stamp}: AS{u.peer_as} withdraws {prefix}")
+                await self._command(st.origin_from, f"withdraw route {prefix}")
+        st.wait = 0.5  # the replay itself took the step's time
+
+    # ---- checks ------------------------------------------------------------------------------
+
+    async def _check(self, ex: Expect) -> str | None:
+        end = time.monotonic() + self.check_timeout
+        problem = None
+        while time.monotonic() < end:
+            problem = self._problem(ex)
+            if problem is None:
+                return None
+            await asyncio.sleep(0.2)
+        return problem
+
+    def _problem(self, ex: Expect) -> str | None:
+        assert self.app is not None
+        if ex.at is not None:
+            held = self._downstream_table(ex.at)
+            missing = [p for p in ex.has if p not in held]
+            extra = [p for p in ex.lacks if p in held]
+            if missing:
+                return f"AS{ex.at} does not hold {', '.join(missing)} (it holds {sorted(held) or 'nothing'})"
+            if extra:
+                return f"AS{ex.at} still holds {', '.join(extra)}"
+            return None
+        addr = self.sc.as_by_asn(ex.origin_from).address
+        peer = self.app.core.peers.get(addr)
+        route = None
+        if peer is not None:
+            route = next((r for r in peer.adj_in.values() if r.prefix == ex.prefix), None)
+        if ex.verdict == "absent":
+            return None if route is None else f"the route is present ({route.state})"
+        if route is None:
+            return "no such route at the router"
+        if ex.verdict and route.state != ex.verdict:
+            return f"verdict is {route.state}: {self.app.core.verdict(route).reason}"
+        if ex.aspa and route.aspa_state != ex.aspa:
+            reason = route.aspa.reason if route.aspa is not None else "no ASPA verdict"
+            return f"ASPA verdict is {route.aspa_state}: {reason}"
+        if ex.accepted is not None and route.accepted != ex.accepted:
+            return f"it is {'accepted' if route.accepted else 'dropped'} ({route.action})"
+        return None
+
+    def _downstream_table(self, asn: int) -> set[str]:
+        held: set[str] = set()
+        for line in self.speakers[asn].lines:
+            with contextlib.suppress(X.LineError):
+                ev = X.parse_line(line)
+                if isinstance(ev, X.Update):
+                    for _f, p in ev.withdrawn:
+                        held.discard(p)
+                    for _f, p, _a in ev.announced:
+                        held.add(p)
+                elif isinstance(ev, X.PeerState) and ev.state == "down":
+                    held.clear()
+        return held
