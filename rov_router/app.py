@@ -123,7 +123,11 @@ class App:
                         "reason": v.reason,
                         "message": f"{r.prefix} AS{r.origin} from {r.peer.address}: "
                         f"{ev.old_state} -> {r.state} ({r.action}): {v.reason}"
-                        + (f"; ASPA {r.aspa_state}: {r.aspa.reason}" if r.aspa else ""),
+                        + (
+                            f"; ASPA invalid: {r.aspa.reason}"
+                            if r.aspa is not None and r.aspa_state == "invalid"
+                            else ""
+                        ),
                     }
                 )
             elif ev.kind == "new" and self.display_mode == "json":
@@ -256,7 +260,7 @@ class App:
     async def run(self) -> int:
         """The whole life of `rov-router run`: start, wait for a signal or the duration, stop."""
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, self._stop.set)
         loop.add_signal_handler(signal.SIGUSR1, self.write_state)
         try:

@@ -269,8 +269,18 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser(
         "demo",
         parents=[common],
-        help="validate the shipped sample routes against the shipped VRPs and explain each",
+        help="the default teaching scenario (an origin hijack, live) over real BGP sessions",
+        description="Runs topologies/origin-hijack.toml: the embedded RTR cache, the router and "
+        "three ExaBGP speakers on 127.0.0.x, with the live table in a terminal. --table "
+        "instead validates the sample routes in examples/ and explains each verdict.",
     )
+    d.add_argument(
+        "--table",
+        action="store_true",
+        help="validate examples/demo_routes.txt over RTR and print a table",
+    )
+    d.add_argument("--check", action="store_true", help="headless, exit 1 on a failed outcome")
+    d.add_argument("--speed", type=float, default=None, help="timeline speed (0.5 in a terminal)")
     d.add_argument("--json", action="store_true")
     return p
 
@@ -707,7 +717,19 @@ def cmd_lab(args, default: str | None = None) -> int:
         speed=args.speed,
         hold_at_end=0.0 if check or display != "live" else 5.0,
     )
-    res = asyncio.run(lab.run())
+
+    async def run_lab():
+        # a terminal closing (SIGHUP) or SIGTERM must still stop every ExaBGP we started
+        task = asyncio.ensure_future(lab.run())
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            raise KeyboardInterrupt from None
+
+    res = asyncio.run(run_lab())
     failure = res.first_failure()
     if args.json and check:
         print(
@@ -861,6 +883,11 @@ async def _demo_sync(vs) -> tuple[VRPStore, dict]:
 
 
 def cmd_demo(args) -> int:
+    if not args.table:
+        args.scenario, args.list = None, False
+        if args.speed is None:
+            args.speed = 0.5 if sys.stdout.isatty() and not args.check else 1.0
+        return cmd_lab(args, default="origin-hijack")
     vrps_file = EXAMPLES / "demo_vrps.json"
     routes_file = EXAMPLES / "demo_routes.txt"
     if not vrps_file.exists() or not routes_file.exists():

@@ -82,16 +82,21 @@ class Lab:
         self.server: RTRServer | None = None
         self.app: App | None = None
         self.speakers: dict[int, Speaker] = {}
+        self._narration: list[str] = []
 
     # ---- narration ---------------------------------------------------------------------------
 
     def say(self, text: str) -> None:
         if self.app is not None and self.app.display is not None:
-            for line in text.splitlines():
-                self.app.display.event({"message": line})
+            self.app.display.event({"message": text.strip().splitlines()[0]})
             narrate = getattr(self.app.display, "narrate", None)
             if narrate:
-                narrate(text)
+                # the lesson or the current step, then what happened in it (last lines)
+                if text.startswith(("== ", "-- step")):
+                    self._narration = [text.strip()]
+                else:
+                    self._narration = [*self._narration[:1], *self._narration[1:][-7:], text]
+                narrate("\n".join(self._narration))
         elif self.display != "json":
             self.out(text)
 
@@ -278,10 +283,27 @@ class Lab:
                     f"{self._next_hop(st.origin_from, prefix)} as-path "
                     f"[ {' '.join(map(str, seq))} ]",
                 )
+                await self._tell_verdict(st.origin_from, prefix, seq[-1] if seq else None)
             for prefix in u.withdrawn:
                 self.say(f"   replay {stamp}: AS{u.peer_as} withdraws {prefix}")
                 await self._command(st.origin_from, f"withdraw route {prefix}")
         st.wait = 0.5  # the replay itself took the step's time
+
+    async def _tell_verdict(self, asn: int, prefix: str, origin: int | None) -> None:
+        """Narrate what the router made of a replayed announcement."""
+        assert self.app is not None
+        peer = self.app.core.peers.get(self.sc.as_by_asn(asn).address)
+        end = time.monotonic() + 5
+        while time.monotonic() < end and peer is not None:
+            r = next(
+                (x for x in peer.adj_in.values() if x.prefix == prefix and x.origin == origin),
+                None,
+            )
+            if r is not None:
+                act = "accepted" if r.accepted else "DROPPED"
+                self.say(f"     -> {r.state}, {act}: {self.app.core.verdict(r).reason}")
+                return
+            await asyncio.sleep(0.05)
 
     # ---- checks ------------------------------------------------------------------------------
 

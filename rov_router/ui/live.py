@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sys
 import time
 from collections import OrderedDict, deque
@@ -48,6 +49,7 @@ class LiveDisplay:
         self.prefix_filter = prefix_filter
         self.neighbor_filter = neighbor_filter
         self._live: Live | None = None
+        self.narration = ""
         self._task: asyncio.Task | None = None
         self._term = None
         app.core.listeners.append(self._on_core)
@@ -66,6 +68,10 @@ class LiveDisplay:
                     f"{time.strftime('%H:%M:%S')} {ev.route.prefix} "
                     f"AS{ev.route.origin}: {ev.old_state} -> {ev.route.state}"
                 )
+
+    def narrate(self, text: str) -> None:
+        """Lab narration shown above the tables (the current step and its explanation)."""
+        self.narration = text.strip()
 
     def event(self, obj: dict) -> None:
         if obj.get("event") in ("route", "route_state"):
@@ -91,6 +97,13 @@ class LiveDisplay:
     # ---- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
+        # log records go to the event panel, not across the table
+        root = logging.getLogger()
+        self._saved_handlers = root.handlers[:]
+        handler = logging.Handler()
+        handler.emit = lambda rec: self.log.append(  # type: ignore[method-assign]
+            f"{time.strftime('%H:%M:%S')} {rec.levelname.lower()}: {rec.getMessage()}")
+        root.handlers = [handler]
         self._live = Live(
             self.render(),
             console=self.console,
@@ -130,6 +143,9 @@ class LiveDisplay:
             self._live.update(self.render(), refresh=True)
             self._live.stop()
             self._live = None
+        if getattr(self, "_saved_handlers", None) is not None:
+            logging.getLogger().handlers = self._saved_handlers
+            self._saved_handlers = None
 
     # ---- rendering ---------------------------------------------------------------------------
 
@@ -138,8 +154,15 @@ class LiveDisplay:
         rpki = self._rpki_table()
         neigh = self._neighbor_table()
         used = 9 + len(self.app.sources) + len(self.app.core.peers) + len(self.log)
+        parts = []
+        if self.narration:
+            parts.append(
+                Panel(self.narration, title="lab", title_align="left", border_style="cyan")
+            )
+            used += 2 + self.narration.count("\n") + 1
         rows = max(3, height - used - 4)
         return Group(
+            *parts,
             rpki,
             neigh,
             self._route_table(rows),

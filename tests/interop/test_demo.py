@@ -13,7 +13,7 @@ pytestmark = pytest.mark.interop
 
 def test_demo_runs_over_rtr_and_explains_each_verdict():
     r = subprocess.run(
-        [sys.executable, "-m", "rov_router.cli", "demo", "--json"],
+        [sys.executable, "-m", "rov_router.cli", "demo", "--table", "--json"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -34,7 +34,7 @@ def test_demo_runs_over_rtr_and_explains_each_verdict():
 
 def test_demo_table_in_a_terminal():
     r = subprocess.run(
-        [sys.executable, "-m", "rov_router.cli", "demo"],
+        [sys.executable, "-m", "rov_router.cli", "demo", "--table"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -43,3 +43,16 @@ def test_demo_table_in_a_terminal():
     assert r.returncode == 0, r.stderr
     assert "synced 7 VRPs and 2 ASPA records over RTR v2" in r.stdout
     assert "5 valid, 6 invalid (dropped), 1 not-found" in r.stdout
+
+
+def test_demo_default_is_the_origin_hijack_lab_without_a_terminal():
+    r = subprocess.run(
+        [sys.executable, "-m", "rov_router.cli", "demo", "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "step 2/3: The hijacker announces the same prefix as its own" in r.stdout
+    assert "ok: 192.0.2.0/24 from AS64666 is invalid and dropped" in r.stdout
+    assert r.stdout.rstrip().endswith("origin-hijack: all 7 expected outcomes held in 3 steps")
