@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 import time
@@ -266,6 +267,40 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--speed", type=float, default=1.0, help="timeline speed factor (1)")
     lb.add_argument("--json", action="store_true", help="JSON output (with --check)")
 
+    rp = sub.add_parser(
+        "replay",
+        parents=[common],
+        help="announce an MRT update or RIB file through a real BGP session into a router",
+        description="Starts an ExaBGP speaker on --local-address that dials the router and "
+        "replays the file's announcements and withdrawals on their own timeline divided by "
+        "--speed. The router needs a neighbor for --local-address with AS --asn.",
+    )
+    rp.add_argument("file", help="MRT file (.gz / .bz2 / raw): BGP4MP updates or a RIB dump")
+    rp.add_argument(
+        "--router",
+        type=_hostport,
+        required=True,
+        metavar="HOST:PORT",
+        help="where the router's ExaBGP listens (its [router] listen and port)",
+    )
+    rp.add_argument("--router-as", type=int, default=65000, help="the router's AS (65000)")
+    rp.add_argument("--local-address", default="127.0.0.2", help="our address (127.0.0.2)")
+    rp.add_argument("--asn", type=int, help="our AS (default: the first AS of the first path)")
+    rp.add_argument("--peer-as", type=int, help="only updates from this MRT peer AS")
+    rp.add_argument("--within", metavar="PREFIX", help="only prefixes inside (or covering) this")
+    rp.add_argument(
+        "--speed",
+        type=float,
+        default=60.0,
+        help="timeline speed-up (60: a minute per second; 0: as fast as possible)",
+    )
+    rp.add_argument(
+        "--hold",
+        type=float,
+        default=2.0,
+        help="seconds to keep the session up after the last update (2)",
+    )
+
     d = sub.add_parser(
         "demo",
         parents=[common],
@@ -304,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args)
         if args.command == "lab":
             return cmd_lab(args)
+        if args.command == "replay":
+            return cmd_replay_mrt(args)
     except (CLIError, VRPFileError, DumpError) as e:
         print(f"rov-router: error: {e}", file=sys.stderr)
         return 2
@@ -753,6 +790,82 @@ def cmd_lab(args, default: str | None = None) -> int:
             f"held in {len(res.steps)} steps"
         )
     return 0 if res.ok else 1
+
+
+# ---- replay an MRT file into a router ----------------------------------------------------------
+
+
+def cmd_replay_mrt(args) -> int:
+    import tempfile
+
+    from .bgp.control import Speaker
+    from .bgp.mrt import read_updates
+    from .bgp.speaker import PeerSpec
+
+    try:
+        updates = list(read_updates(args.file, peer_as=args.peer_as, within=args.within))
+    except ImportError:
+        raise CLIError("mrtparse is not installed (pip install mrtparse)") from None
+    except (OSError, ValueError) as e:
+        raise CLIError(f"{args.file}: cannot read MRT: {e}") from None
+    if not updates:
+        raise CLIError(f"{args.file}: no matching updates")
+    first_path = next((seq for u in updates for _p, seq, _s in u.announced if seq), [])
+    asn = args.asn or (first_path[0] if first_path else None)
+    if asn is None:
+        raise CLIError("give --asn (the file's first path is empty)")
+    host, port = args.router
+    work = Path(tempfile.mkdtemp(prefix="rov-replay-"))
+    sp = Speaker(
+        f"replay-as{asn}",
+        [
+            PeerSpec(
+                host,
+                args.router_as,
+                asn,
+                args.local_address,
+                args.local_address,
+                passive=False,
+                connect=port,
+            )
+        ],
+        work,
+    ).start()
+    sent = 0
+    try:
+        sp.wait_state(host, "up", 60)
+        t0, start = updates[0].time, time.monotonic()
+        for u in updates:
+            if args.speed > 0:
+                time.sleep(max(0.0, start + (u.time - t0) / args.speed - time.monotonic()))
+            for prefix, seq, sets in u.announced:
+                path = list(seq) if seq and seq[0] == asn else [asn, *seq]
+                nh = f"::ffff:{args.local_address}" if ":" in prefix else args.local_address
+                cmd = (
+                    f"announce route {prefix} next-hop {nh} as-path "
+                    f"[ {' '.join(map(str, path))} ]"
+                    + (f" ( {' '.join(map(str, sets))} )" if sets else "")
+                )
+                if sp.command(cmd) != "done":
+                    raise CLIError(f"ExaBGP refused: {cmd}")
+                sent += 1
+                stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(u.time))
+                print(f"{stamp} announce {prefix} path {' '.join(map(str, path))}", flush=True)
+            for prefix in u.withdrawn:
+                sp.command(f"withdraw route {prefix}")
+                sent += 1
+                print(
+                    f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(u.time))} withdraw {prefix}",
+                    flush=True,
+                )
+        time.sleep(args.hold)
+    except TimeoutError as e:
+        raise CLIError(str(e)) from None
+    finally:
+        sp.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"replayed {sent} announcements / withdrawals from {len(updates)} MRT updates as AS{asn}")
+    return 0
 
 
 # ---- cache -------------------------------------------------------------------------------------

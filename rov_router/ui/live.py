@@ -102,7 +102,8 @@ class LiveDisplay:
         self._saved_handlers = root.handlers[:]
         handler = logging.Handler()
         handler.emit = lambda rec: self.log.append(  # type: ignore[method-assign]
-            f"{time.strftime('%H:%M:%S')} {rec.levelname.lower()}: {rec.getMessage()}")
+            f"{time.strftime('%H:%M:%S')} {rec.levelname.lower()}: {rec.getMessage()}"
+        )
         root.handlers = [handler]
         self._live = Live(
             self.render(),
