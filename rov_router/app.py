@@ -50,6 +50,7 @@ class RPKISource:
         self.files = files
         self.task: asyncio.Task | None = None
         self.last_update: float | None = None
+        self.preference = 1
 
 
 class App:
@@ -65,6 +66,8 @@ class App:
         filters: dict | None = None,
     ) -> None:
         self.filters = filters or {}
+        self.control = None
+        self.metrics = None
         self.config = config
         self.display_mode = display
         self.state_file = state_file
@@ -312,6 +315,30 @@ class App:
                 f", bridge socket {sock}",
             }
         )
+        from .ops.control import ControlServer, default_socket
+
+        self.control = ControlServer(self, self.config.control_socket or default_socket())
+        await self.control.start()
+        if self.config.metrics is not None:
+            from .ops.metrics import start_metrics
+
+            host, port = self.config.metrics
+            self.metrics = start_metrics(self, host, port)
+        self._print(
+            {
+                "event": "control",
+                "socket": str(self.control.path),
+                "metrics": f"{self.config.metrics[0]}:{self.config.metrics[1]}"
+                if self.config.metrics
+                else None,
+                "message": f"control socket {self.control.path}"
+                + (
+                    f", metrics on http://{self.config.metrics[0]}:{self.config.metrics[1]}/metrics"
+                    if self.config.metrics
+                    else ""
+                ),
+            }
+        )
         if self.display is not None:
             self.display.start()
 
@@ -323,6 +350,14 @@ class App:
                 return
 
     async def shutdown(self) -> None:
+        if self.control is not None:
+            await self.control.close()
+            self.control = None
+        if self.metrics is not None:
+            server = self.metrics[0] if isinstance(self.metrics, tuple) else None
+            if server is not None:
+                server.shutdown()
+            self.metrics = None
         if self.display is not None:
             self.display.stop()
             self.display = None
@@ -369,63 +404,58 @@ class App:
             f"Loc-RIB, {s['unparsed_lines']} unparsable lines"
         )
 
-    def state(self) -> dict:
-        now = time.time()
-        rtr = []
+    def state_rpki(self) -> list[dict]:
+        out = []
         for src in self.sources:
             info = src.client.session.info()
-            rtr.append(
+            out.append(
                 {
                     "name": src.name,
                     "cache": f"{src.client.host}:{src.client.port}",
+                    "preference": src.preference,
                     "connected": src.client.connected,
                     "state": info.state,
                     "version": info.version,
                     "session_id": info.session_id,
                     "serial": info.serial,
+                    "refresh": info.timers.refresh,
+                    "retry": info.timers.retry,
+                    "expire": info.timers.expire,
                     "expires_in": info.expires_in,
                     "last_update": src.last_update,
+                    "last_error": src.client.last_error,
                     **self.store.counts(src.name),
                 }
             )
-        neighbors = []
-        for p in self.core.peers.values():
-            neighbors.append(
-                {
-                    "address": p.address,
-                    "asn": p.config.asn,
-                    "role": p.config.role,
-                    "policy": p.config.policy,
-                    "state": p.state,
-                    "reason": p.reason,
-                    "advertised": len(p.adj_out),
-                    **p.counts(),
-                }
-            )
-        routes = []
-        for r in self.core.routes():
-            e = self.core.rib.entry(r.addr, r.plen)
-            routes.append(
-                {
-                    "prefix": r.prefix,
-                    "origin": r.origin,
-                    "path": r.attrs.path_str(),
-                    "neighbor": r.peer.address,
-                    "state": r.state,
-                    "aspa": r.aspa_state,
-                    "aspa_reason": r.aspa.reason if r.aspa is not None else None,
-                    "action": r.action,
-                    "accepted": r.accepted,
-                    "best": bool(e and e.best is r),
-                    "reason": self.core.verdict(r).reason,
-                }
-            )
+        return out
+
+    def state_neighbors(self) -> list[dict]:
+        return [
+            {
+                "address": p.address,
+                "asn": p.config.asn,
+                "role": p.config.role,
+                "policy": p.config.policy,
+                "aspa_policy": p.config.aspa_policy,
+                "state": p.state,
+                "reason": p.reason,
+                "since": p.since,
+                "advertised": len(p.adj_out),
+                **p.counts(),
+            }
+            for p in self.core.peers.values()
+        ]
+
+    def state(self) -> dict:
+        from .ops.control import _route_json
+
+        now = time.time()
         return {
             "time": now,
             "uptime": now - self.started,
-            "rpki": rtr,
-            "neighbors": neighbors,
-            "routes": routes,
+            "rpki": self.state_rpki(),
+            "neighbors": self.state_neighbors(),
+            "routes": [_route_json(self, r) for r in self.core.routes()],
             "stats": vars(self.core.stats),
             "summary": self.summary(),
         }

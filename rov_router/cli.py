@@ -235,6 +235,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rn.add_argument("--duration", type=float, help="stop after this many seconds")
     rn.add_argument(
+        "--control",
+        metavar="PATH",
+        help="control socket for 'rov-router show' (default: [control] socket, or "
+        "$XDG_RUNTIME_DIR/rov-router-UID.sock)",
+    )
+    rn.add_argument(
+        "--metrics",
+        type=_hostport,
+        metavar="HOST:PORT",
+        help="serve Prometheus /metrics here (default: [metrics] listen; off)",
+    )
+    rn.add_argument(
         "--filter-state",
         choices=["valid", "invalid", "not-found", "dropped"],
         help="live table: only routes in this state (keys a/v/i/n/d change it)",
@@ -266,6 +278,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lb.add_argument("--speed", type=float, default=1.0, help="timeline speed factor (1)")
     lb.add_argument("--json", action="store_true", help="JSON output (with --check)")
+
+    sh = sub.add_parser(
+        "show",
+        parents=[common],
+        help="ask a running router: rtr | neighbors | routes | route PREFIX | vrps PREFIX",
+    )
+    sh.add_argument("what", choices=["rtr", "neighbors", "routes", "route", "vrps"])
+    sh.add_argument("prefix", nargs="?", help="for 'route' and 'vrps'")
+    st = sh.add_mutually_exclusive_group()
+    st.add_argument("--valid", action="store_const", const="valid", dest="state")
+    st.add_argument("--invalid", action="store_const", const="invalid", dest="state")
+    st.add_argument("--not-found", action="store_const", const="not-found", dest="state")
+    sh.add_argument("--neighbor", help="only routes from this neighbor")
+    sh.add_argument("--limit", type=int, default=1000, help="at most this many routes (1000)")
+    sh.add_argument("--socket", metavar="PATH", help="the router's control socket")
+    sh.add_argument("--json", action="store_true")
 
     rp = sub.add_parser(
         "replay",
@@ -341,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_lab(args)
         if args.command == "replay":
             return cmd_replay_mrt(args)
+        if args.command == "show":
+            return cmd_show(args)
     except (CLIError, VRPFileError, DumpError) as e:
         print(f"rov-router: error: {e}", file=sys.stderr)
         return 2
@@ -695,6 +725,10 @@ def cmd_run(args) -> int:
         cfg = load_config(args.config)
     except ConfigError as e:
         raise CLIError(str(e)) from None
+    if args.control:
+        cfg.control_socket = Path(args.control)
+    if args.metrics:
+        cfg.metrics = args.metrics
     display = args.display or cfg.display
     if display == "auto":
         display = "live" if sys.stdout.isatty() else "plain"
@@ -790,6 +824,76 @@ def cmd_lab(args, default: str | None = None) -> int:
             f"held in {len(res.steps)} steps"
         )
     return 0 if res.ok else 1
+
+
+# ---- show ---------------------------------------------------------------------------------------
+
+
+def cmd_show(args) -> int:
+    from .ops.control import default_socket, request
+
+    path = Path(args.socket) if args.socket else default_socket()
+    req: dict = {"cmd": args.what}
+    if args.what in ("route", "vrps"):
+        if not args.prefix:
+            raise CLIError(f"show {args.what} needs a PREFIX")
+        req["prefix"] = args.prefix
+    if args.what == "routes":
+        req.update({"state": args.state, "neighbor": args.neighbor, "limit": args.limit})
+    try:
+        resp = request(path, req)
+    except OSError as e:
+        raise CLIError(
+            f"no router answers on {path}: {e} (is 'rov-router run' running? --socket PATH)"
+        ) from None
+    if "error" in resp:
+        raise CLIError(resp["error"])
+    if args.json:
+        print(json.dumps(resp, indent=1))
+        return 0
+    if args.what == "rtr":
+        for r in resp["rpki"]:
+            line = f"{r['name']}  {r['cache']}  {r['state']}  v{r['version']}"
+            if r["serial"] is not None:
+                line += (
+                    f"  session {r['session_id']}  serial {r['serial']}  {r['vrps']} VRPs "
+                    f"({r['vrps_v4']} IPv4, {r['vrps_v6']} IPv6)  {r['router_keys']} keys  "
+                    f"{r['aspas']} ASPA"
+                )
+            if r["expires_in"] is not None:
+                line += f"  expires in {r['expires_in']:.0f} s"
+            if r.get("last_error") and r["state"] != "established":
+                line += f"  ({r['last_error']})"
+            print(line)
+    elif args.what == "neighbors":
+        for n in resp["neighbors"]:
+            print(
+                f"{n['address']:<16} AS{n['asn']:<10} {n['role']:<11} {n['state']:<10} "
+                f"received {n['received']}  accepted {n['accepted']}  dropped {n['dropped']}  "
+                f"(valid {n['valid']}, invalid {n['invalid']}, not-found {n['not-found']})  "
+                f"advertised {n['advertised']}"
+            )
+    elif args.what in ("routes", "route"):
+        for r in resp["routes"]:
+            flag = "*" if r["best"] else (" " if r["accepted"] else "x")
+            origin = "NONE" if r["origin"] is None else f"AS{r['origin']}"
+            aspa = f" ASPA {r['aspa']}" if r["aspa"] else ""
+            print(
+                f"{flag} {r['prefix']:<20} {origin:<12} {r['neighbor']:<16} {r['state']:<9}"
+                f"{aspa}  {r['action']}  path {r['path']}  -- {r['reason']}"
+            )
+        if args.what == "routes" and resp.get("truncated"):
+            print(f"... {resp['matched']} routes matched, {len(resp['routes'])} shown (--limit)")
+        if args.what == "route" and not resp["routes"]:
+            print(f"no route for {args.prefix}")
+    else:
+        print(f"VRPs covering {resp['prefix']}:")
+        for v in resp["covering"]:
+            print(f"  {v['vrp']}  (from {', '.join(v['sources'])})")
+        print(f"VRPs at or below {resp['prefix']}:")
+        for v in resp["covered"]:
+            print(f"  {v['vrp']}")
+    return 0
 
 
 # ---- replay an MRT file into a router ----------------------------------------------------------

@@ -105,6 +105,8 @@ class RouterConfig:
     display: str = "auto"
     exabgp: str = "managed"  # managed | external
     socket: Path | None = None
+    control_socket: Path | None = None
+    metrics: tuple[str, int] | None = None
 
     def neighbor(self, address: str) -> NeighborConfig | None:
         for n in self.neighbors:
@@ -198,7 +200,7 @@ def load_config(path: str | Path) -> RouterConfig:
     def port(v: int) -> str | None:
         return None if 0 <= v <= 65535 else f"port {v} outside 0..65535"
 
-    known_top = {"router", "neighbor", "rpki", "policy", "display", "exabgp"}
+    known_top = {"router", "neighbor", "rpki", "policy", "display", "exabgp", "control", "metrics"}
     for k in doc:
         if k not in known_top:
             raise ConfigError(
@@ -350,6 +352,18 @@ def load_config(path: str | Path) -> RouterConfig:
         raise err(
             "exabgp", None, "socket", "mode 'external' needs the socket path the bridge connects to"
         )
+    ctl = doc.get("control", {})
+    if "socket" in ctl:
+        cfg.control_socket = (base / get(ctl, "control", None, "socket", str)).resolve()
+    _unknown(ctl, {"socket"}, err, "control", None)
+    met = doc.get("metrics", {})
+    if "listen" in met:
+        lv = get(met, "metrics", None, "listen", str)
+        host, sep, prt = lv.rpartition(":")
+        if not sep or not prt.isdigit() or addr(host.strip("[]")):
+            raise err("metrics", None, "listen", f"expected ADDRESS:PORT, got {lv!r}")
+        cfg.metrics = (host.strip("[]"), int(prt))
+    _unknown(met, {"listen"}, err, "metrics", None)
     return cfg
 
 

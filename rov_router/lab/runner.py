@@ -132,6 +132,7 @@ class Lab:
                     )
                     for a in sc.ases
                 ],
+                control_socket=_control_socket(self.workdir),
                 rpki=[
                     RPKISourceConfig(
                         cache=("127.0.0.1", self.server.port),
@@ -359,3 +360,21 @@ class Lab:
                 elif isinstance(ev, X.PeerState) and ev.state == "down":
                     held.clear()
         return held
+
+
+def _control_socket(workdir: Path) -> Path:
+    """The usual control socket, so 'rov-router show' works during a lab, unless another
+    router already answers there."""
+    import socket
+
+    from ..ops.control import default_socket
+
+    p = default_socket()
+    if p.exists():
+        with socket.socket(socket.AF_UNIX) as s:
+            try:
+                s.connect(str(p))
+            except OSError:
+                return p
+            return workdir / "control.sock"
+    return p
