@@ -278,6 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lb.add_argument("--speed", type=float, default=1.0, help="timeline speed factor (1)")
     lb.add_argument("--json", action="store_true", help="JSON output (with --check)")
+    lb.add_argument(
+        "--timeout",
+        type=float,
+        default=20.0,
+        help="seconds an expected outcome may take to appear (20)",
+    )
 
     sh = sub.add_parser(
         "show",
@@ -784,6 +790,7 @@ def cmd_lab(args, default: str | None = None) -> int:
         display = "live" if sys.stdout.isatty() else "plain"
     lab = Lab(
         sc,
+        check_timeout=getattr(args, "timeout", 20.0),
         display=display,
         speed=args.speed,
         hold_at_end=0.0 if check or display != "live" else 5.0,

@@ -58,7 +58,18 @@ def test_wrong_expectation_fails_naming_step_and_reason(tmp_path):
     f = tmp_path / "wrong.toml"
     f.write_text(text)
     r = subprocess.run(
-        [sys.executable, "-m", "rov_router.cli", "lab", str(f), "--check", "--speed", "4"],
+        [
+            sys.executable,
+            "-m",
+            "rov_router.cli",
+            "lab",
+            str(f),
+            "--check",
+            "--speed",
+            "4",
+            "--timeout",
+            "3",
+        ],
         capture_output=True,
         text=True,
         timeout=120,
