@@ -30,30 +30,37 @@ INVALID = OriginState.INVALID
 NOT_FOUND = OriginState.NOT_FOUND
 
 
-def make_checker(store: VRPStore) -> Callable[[bytes, int, int | None], OriginState]:
+def make_checker(
+    store: VRPStore, afi: int | None = None
+) -> Callable[[bytes, int, int | None], OriginState]:
     """A fast ``check(addr, plen, origin) -> state`` bound to ``store`` (one trie lookup).
 
-    ``origin`` None stands for NONE (an AS_SET-terminated path).  The store's tries are never
-    replaced, so the checker stays valid as the store is updated.
+    ``origin`` None stands for NONE (an AS_SET-terminated path).  ``afi`` 4 or 6 gives a
+    checker for one address family only (the router knows each route's family), which saves
+    the family test on every call.  The store's tries are never replaced, so a checker stays
+    valid as the store is updated.
     """
-    get4 = store.trie(4).get
-    get6 = store.trie(16).get
+    if afi in (4, 6):
+        get = store.trie(4 if afi == 4 else 16).get
+
+        def check_one(addr: bytes, plen: int, origin: int | None) -> OriginState:
+            node = get((addr, plen))
+            if node is None:
+                return NOT_FOUND
+            b = node[0]
+            if b.__class__ is int:
+                # one authorised origin, packed as maxlen << 32 | asn (-1: only AS0 covers)
+                if b & 0xFFFFFFFF == origin and b >= 0 and (b >> 32) & 0xFF >= plen:
+                    return VALID
+                return INVALID
+            return VALID if origin is not None and b.get(origin, -1) >= plen else INVALID
+
+        return check_one
+    check4 = make_checker(store, 4)
+    check6 = make_checker(store, 6)
 
     def check(addr: bytes, plen: int, origin: int | None) -> OriginState:
-        node = get4((addr, plen)) if len(addr) == 4 else get6((addr, plen))
-        if node is None:
-            return NOT_FOUND
-        if origin is None:
-            return INVALID
-        b = node[0]
-        if b.__class__ is int:
-            # one authorised origin, packed as maxlen << 32 | asn (-1: only AS0 covers)
-            return (
-                VALID
-                if b >= 0 and b & 0xFFFFFFFF == origin and (b >> 32) & 0xFF >= plen
-                else INVALID
-            )
-        return VALID if b.get(origin, -1) >= plen else INVALID
+        return check4(addr, plen, origin) if len(addr) == 4 else check6(addr, plen, origin)
 
     return check
 
