@@ -233,6 +233,7 @@ class App:
                 min_expire=src.min_expire,
                 max_backoff=5.0,
                 on_event=lambda ev, h=holder: self._on_rtr_event(h[0], ev),
+                transport=src.transport_options() if src.cache is not None else None,
             )
             rs = RPKISource(name, client, cache, server, files)
             holder.append(rs)

@@ -22,6 +22,12 @@ from .rtr import pdu as P
 from .rtr import session as S
 from .rtr.client import Applied, RTRClient, RTRManager, replay
 from .rtr.dump import DumpError
+from .rtr.transport import (
+    add_client_arguments,
+    add_server_arguments,
+    client_options_from_args,
+    server_options_from_args,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -117,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="cap the reconnect backoff (seconds; default: the retry interval)",
     )
+    add_client_arguments(r)  # --transport tls|ssh and its options (every --cache)
 
     v = sub.add_parser(
         "validate",
@@ -150,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --cache: use exactly this RTR version",
     )
     v.add_argument("--json", action="store_true", help="one JSON object per route")
+    add_client_arguments(v)  # for --cache: --transport tls|ssh and its options
 
     c = sub.add_parser(
         "cache",
@@ -197,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the last session ID is kept so a restart never reuses it",
     )
     c.add_argument("--json", action="store_true", help="events and status as JSON lines")
+    add_server_arguments(c)  # --tls-listen ... / --ssh-listen ...
 
     rn = sub.add_parser(
         "run",
@@ -546,6 +555,10 @@ def cmd_rtr(args) -> int:
     if not args.cache:
         raise CLIError("give at least one --cache HOST:PORT")
     kw = _session_kw(args)
+    try:
+        kw["transport"] = client_options_from_args(args)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
     store = VRPStore()
     clients: list[RTRClient] = []
     rep = _Reporter(store, args, clients)
@@ -654,6 +667,10 @@ def _load_store(args) -> VRPStore:
         kw = {}
         if args.rtr_version is not None:
             kw = {"min_version": args.rtr_version, "max_version": args.rtr_version}
+        try:
+            kw["transport"] = client_options_from_args(args)
+        except ValueError as e:
+            raise CLIError(str(e)) from None
         client = RTRClient(host, port, store, **kw)
 
         async def sync() -> None:
@@ -987,6 +1004,10 @@ def cmd_cache(args) -> int:
     from .rtr.server import FileCache, FileSource, RTRServer, pick_session_id, session_state_file
 
     host, port = args.listen
+    try:
+        tls, ssh = server_options_from_args(args)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
     if not (args.refresh < args.expire and args.retry < args.expire):
         raise CLIError("--expire must be larger than --refresh and --retry (RFC 8210 §6)")
     state = Path(args.session_file) if args.session_file else session_state_file(host, port)
@@ -1029,6 +1050,8 @@ def cmd_cache(args) -> int:
         max_version=args.max_version,
         notify_interval=args.notify_interval,
         on_event=on_event,
+        tls=tls,
+        ssh=ssh,
     )
 
     async def run() -> int:

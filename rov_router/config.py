@@ -23,6 +23,10 @@ hold_time = 90
 
 [[rpki]]
 cache = "127.0.0.1:3323"      # an RTR cache ... (version = 2, min_version = 0)
+transport = "tcp"             # tcp | tls | ssh (RFC 8210 §9); once given, 'cache' may omit
+                              # the port (323 / 324 / 22).  tls: cert, key, ca, server_name;
+                              # ssh: ssh_user, ssh_key, ssh_password, known_hosts,
+                              # ssh_insecure_accept_unknown_host_key (paths: relative to here)
 [[rpki]]
 vrps = "vrps.json"            # ... or a VRP file served by the embedded cache (slurm = "...")
 
@@ -43,6 +47,15 @@ from dataclasses import dataclass, field, fields
 from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
+
+from .rtr.transport import (
+    DEFAULT_PORTS,
+    KINDS,
+    SSH_FIELDS,
+    TLS_FIELDS,
+    TransportOptions,
+    parse_hostport,
+)
 
 ROLES = ("upstream", "downstream", "customer", "provider", "peer", "route-server", "rs-client")
 POLICIES = ("drop-invalid", "depref-invalid", "tag", "accept-all")
@@ -89,6 +102,21 @@ class RPKISourceConfig:
     expire: int = 7200
     ignore_expires: bool = False
     min_expire: int = 600  # labs only: accept an Expire below RFC 8210's 600 s
+    # transport to 'cache' (RFC 8210 §9): tcp | tls | ssh
+    transport: str = "tcp"
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    server_name: str | None = None
+    ssh_user: str | None = None
+    ssh_key: Path | None = None
+    ssh_password: str | None = None
+    known_hosts: Path | None = None
+    ssh_insecure_accept_unknown_host_key: bool = False
+
+    def transport_options(self) -> TransportOptions:
+        """How to reach 'cache' (:class:`rov_router.rtr.transport.TransportOptions`)."""
+        return TransportOptions(**{f.name: getattr(self, f.name) for f in fields(TransportOptions)})
 
 
 @dataclass
@@ -295,11 +323,14 @@ def load_config(path: str | Path) -> RouterConfig:
         if has_cache == has_vrps:
             raise err("rpki", i, None, "give exactly one of 'cache' (HOST:PORT) or 'vrps' (a file)")
         if has_cache:
+            _transport(s, src, base, get, err, i)
             c = get(s, "rpki", i, "cache", str)
-            host, sep, prt = c.rpartition(":")
-            if not sep or not prt.isdigit():
-                raise err("rpki", i, "cache", f"expected HOST:PORT, got {c!r}")
-            src.cache = (host.strip("[]"), int(prt))
+            try:
+                src.cache = parse_hostport(
+                    c, DEFAULT_PORTS[src.transport] if "transport" in s else None
+                )
+            except ValueError:
+                raise err("rpki", i, "cache", f"expected HOST:PORT, got {c!r}") from None
             src.name = src.name or c
         else:
             vp = (base / get(s, "rpki", i, "vrps", str)).resolve()
@@ -307,6 +338,9 @@ def load_config(path: str | Path) -> RouterConfig:
                 raise err("rpki", i, "vrps", f"no such file: {vp}")
             src.vrps = vp
             src.name = src.name or vp.name
+            for k in ("transport", *TLS_FIELDS, *SSH_FIELDS):
+                if k in s:
+                    raise err("rpki", i, k, "only for a 'cache' source (the VRP file is local)")
             if "slurm" in s:
                 sp = (base / get(s, "rpki", i, "slurm", str)).resolve()
                 if not sp.exists():
@@ -328,6 +362,9 @@ def load_config(path: str | Path) -> RouterConfig:
                 "expire",
                 "ignore_expires",
                 "min_expire",
+                "transport",
+                *TLS_FIELDS,
+                *SSH_FIELDS,
             },
             err,
             "rpki",
@@ -365,6 +402,30 @@ def load_config(path: str | Path) -> RouterConfig:
         cfg.metrics = (host.strip("[]"), int(prt))
     _unknown(met, {"listen"}, err, "metrics", None)
     return cfg
+
+
+def _transport(s: dict, src: RPKISourceConfig, base: Path, get, err, i: int) -> None:
+    """The transport keys of one [[rpki]] cache source; file paths relative to the config."""
+    src.transport = get(
+        s,
+        "rpki",
+        i,
+        "transport",
+        str,
+        "tcp",
+        check=lambda v: None if v in KINDS else f"{v!r} is not one of {', '.join(KINDS)}",
+    )
+    for k in ("ca", "cert", "key", "ssh_key", "known_hosts"):
+        if k in s:
+            setattr(src, k, (base / Path(get(s, "rpki", i, k, str)).expanduser()).resolve())
+    for k in ("server_name", "ssh_user", "ssh_password"):
+        setattr(src, k, get(s, "rpki", i, k, str, None))
+    src.ssh_insecure_accept_unknown_host_key = get(
+        s, "rpki", i, "ssh_insecure_accept_unknown_host_key", bool, False
+    )
+    problem = src.transport_options().problem()
+    if problem:
+        raise err("rpki", i, problem[0], problem[1])
 
 
 def _unknown(d: dict, allowed: set[str], err, table: str, index: int | None) -> None:

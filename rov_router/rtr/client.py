@@ -15,6 +15,7 @@ from pathlib import Path
 from ..rpki.store import Changes, UpdateError, VRPStore
 from . import session as S
 from .dump import DumpWriter, read_dump
+from .transport import TransportOptions, open_connection
 
 log = logging.getLogger("rov_router.rtr")
 
@@ -77,7 +78,8 @@ def _log_event(source: str, ev: S.Event) -> None:
 
 
 class RTRClient:
-    """Keeps one cache's data in ``store`` up to date over TCP, reconnecting with backoff.
+    """Keeps one cache's data in ``store`` up to date over TCP (or TLS / SSH: ``transport``),
+    reconnecting with backoff.
 
     ``on_event`` is called with every session event (including :class:`Applied`), from the
     event loop.  ``dump`` records the raw byte stream.
@@ -94,6 +96,7 @@ class RTRClient:
         dump: str | Path | None = None,
         connect_timeout: float = 10.0,
         max_backoff: float | None = None,
+        transport: TransportOptions | None = None,
         **session_kw,
     ) -> None:
         self.host = host
@@ -104,12 +107,13 @@ class RTRClient:
         self.on_event = on_event
         self.connect_timeout = connect_timeout
         self.max_backoff = max_backoff
+        self.transport_options = transport or TransportOptions()
         self._dump = DumpWriter(dump) if dump else None
         self._stop = asyncio.Event()
         self._synced = asyncio.Event()
         self.connected = False
         self._close: S.CloseConnection | None = None
-        self._transport: asyncio.Transport | None = None
+        self._transport: asyncio.Transport | None = None  # or an SSH channel adapter
         self._timer: asyncio.TimerHandle | None = None
         self.connects = 0
         self.last_error: str | None = None
@@ -173,14 +177,16 @@ class RTRClient:
 
     async def _one_connection(self) -> float | None:
         """One transport connection.  Returns the delay before reconnecting (None: backoff)."""
-        loop = asyncio.get_running_loop()
         proto = _Protocol(self)
+        opts = self.transport_options
+        via = "" if opts.transport == "tcp" else f" over {opts.describe()}"
         try:
-            transport, _ = await asyncio.wait_for(
-                loop.create_connection(lambda: proto, self.host, self.port), self.connect_timeout
+            transport = await asyncio.wait_for(
+                open_connection(opts, self.host, self.port, lambda: proto),
+                self.connect_timeout,
             )
         except (TimeoutError, OSError) as e:
-            self.last_error = f"connect to {self.host}:{self.port} failed: {e or 'timeout'}"
+            self.last_error = f"connect to {self.host}:{self.port}{via} failed: {e or 'timeout'}"
             log.warning("%s: %s", self.source, self.last_error)
             return None
         sock = transport.get_extra_info("socket")

@@ -18,6 +18,7 @@ from ..rpki.slurm import Slurm, load_slurm
 from ..rpki.vrp import VRPFileError, VRPSet, load_vrp_file
 from . import pdu as P
 from .cache import MAX_VERSION, CacheState, ServerEvent, ServerSession, new_session_id
+from .transport import SSHServerOptions, TLSServerOptions, start_listener
 
 log = logging.getLogger("rov_router.cache")
 
@@ -26,16 +27,16 @@ WRITE_HIGH_WATER = 4 << 20
 
 
 class _Conn(asyncio.Protocol):
-    def __init__(self, server: RTRServer) -> None:
+    def __init__(self, server: RTRServer, via: str = "") -> None:
         self.server = server
-        self.transport: asyncio.Transport | None = None
+        self.via = via  # "" for TCP, else how the router came in (TLS, SSH as USER)
+        self.transport: asyncio.Transport | None = None  # or an SSH channel adapter
         self.session: ServerSession | None = None
         self.paused_at: float | None = None
         self.peer = "?"
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self.session = ServerSession(
@@ -47,7 +48,8 @@ class _Conn(asyncio.Protocol):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         self.server._conns.add(self)
-        self.server._event(ServerEvent("connect", f"{self.peer}: connected"))
+        via = f" over {self.via}" if self.via else ""
+        self.server._event(ServerEvent("connect", f"{self.peer}: connected{via}"))
 
     def data_received(self, data: bytes) -> None:
         assert self.session is not None
@@ -85,7 +87,8 @@ class _Conn(asyncio.Protocol):
 
 
 class RTRServer:
-    """Serves one :class:`CacheState` over TCP."""
+    """Serves one :class:`CacheState` over TCP, and over TLS and/or SSH when ``tls`` /
+    ``ssh`` say where (RFC 8210 §9)."""
 
     def __init__(
         self,
@@ -99,6 +102,8 @@ class RTRServer:
         partial_timeout: float = 30.0,
         write_high_water: int = WRITE_HIGH_WATER,
         on_event: Callable[[ServerEvent], None] | None = None,
+        tls: TLSServerOptions | None = None,
+        ssh: SSHServerOptions | None = None,
     ) -> None:
         self.cache = cache
         self.host = host
@@ -111,6 +116,8 @@ class RTRServer:
         self.write_high_water = write_high_water
         self.on_event = on_event
         self._server: asyncio.AbstractServer | None = None
+        self.tls, self.ssh = tls, ssh
+        self._listeners: list = []  # TLS / SSH listeners (rov_router.rtr.transport)
         self._conns: set[_Conn] = set()
         self._last_notify = 0.0
         self._notify_handle: asyncio.TimerHandle | None = None
@@ -135,6 +142,24 @@ class RTRServer:
                 f"{self.host}:{self.port} (session {self.cache.session_id})",
             )
         )
+        for opts in (self.tls, self.ssh):
+            if opts is None or any(lst.opts is opts for lst in self._listeners):
+                continue
+            lst = await start_listener(
+                opts,
+                lambda via: _Conn(self, via),
+                lambda kind, msg, level: self._event(ServerEvent(kind, msg, level)),
+            )
+            self._listeners.append(lst)
+            opts.port = lst.port  # the one bound when 0 was asked for
+            how = (
+                f"client certificates from {opts.client_ca}"
+                if isinstance(opts, TLSServerOptions)
+                else "subsystem rpki-rtr"
+            )
+            self._event(
+                ServerEvent("log", f"serving RTR over {lst.kind} on {lst.host}:{lst.port} ({how})")
+            )
 
     async def stop(self, code: int | None = None, text: str = "") -> None:
         """Stop listening and drop every router (first sending Error Report ``code``, e.g.
@@ -143,6 +168,8 @@ class RTRServer:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        for lst in self._listeners:
+            await lst.close()  # stop accepting; the routers connected are dropped below
         for c in list(self._conns):
             if code is not None and c.session is not None:
                 c.session.error_and_close(code, text)
@@ -155,6 +182,9 @@ class RTRServer:
             await asyncio.sleep(0.02)
         for c in list(self._conns):
             c.abort("still open at stop")
+        for lst in self._listeners:
+            lst.drop_all()  # e.g. SSH connections still authenticating
+        self._listeners = []
 
     async def close(self) -> None:
         await self.stop()

@@ -1,0 +1,394 @@
+"""Secure-transport settings (RFC 8210 §9): [[rpki]] transport keys, command-line options,
+TLS contexts and the identity checks of both ends.  Also the throwaway PKI / SSH key makers the
+interop tests use (keys are made in tmp dirs at test time, never committed)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import ssl
+from pathlib import Path
+
+import pytest
+
+from rov_router.cli import build_parser, main
+from rov_router.config import ConfigError, load_config
+from rov_router.rtr.transport import (
+    SSHServerOptions,
+    TLSServerOptions,
+    TransportOptions,
+    client_ip_problem,
+    client_options_from_args,
+    client_tls_context,
+    parse_hostport,
+    server_identity_problem,
+    server_options_from_args,
+    server_tls_context,
+)
+
+# ---- throwaway credentials ------------------------------------------------------------------
+
+
+def _write_key(path: Path, key) -> Path:
+    from cryptography.hazmat.primitives import serialization
+
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    path.chmod(0o600)
+    return path
+
+
+def _cert(cn, key, issuer=None, *, ca=False, dns=(), ips=(), client=False):
+    """A certificate for ``key``, signed by ``issuer`` = (cert, key), self-signed when None."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    icert, ikey = issuer if issuer else (None, key)
+    now = dt.datetime.now(dt.UTC)
+    b = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(icert.subject if icert else name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if ca:
+        b = b.add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), True
+        )
+        b = b.add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+    else:
+        sans = [x509.DNSName(d) for d in dns] + [
+            x509.IPAddress(ipaddress.ip_address(i)) for i in ips
+        ]
+        if sans:
+            b = b.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        eku = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
+        b = b.add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
+    if icert is not None:
+        b = b.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ikey.public_key()), False
+        )
+    return b.sign(ikey, hashes.SHA256())
+
+
+def make_pki(d: Path) -> dict[str, Path]:
+    """A CA with a cache certificate (iPAddress 127.0.0.1, DNS localhost) and router client
+    certificates, a rogue CA, and the variants the refusal tests need."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    d.mkdir(parents=True, exist_ok=True)
+    out: dict[str, Path] = {}
+
+    def key():
+        return ec.generate_private_key(ec.SECP256R1())
+
+    def save(name, cert, k):
+        out[name + ".crt"] = d / f"{name}.crt"
+        out[name + ".crt"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        out[name + ".key"] = _write_key(d / f"{name}.key", k)
+
+    ca_k, rogue_k = key(), key()
+    ca = _cert("rov-router test CA", ca_k, ca=True)
+    rogue = _cert("rogue CA", rogue_k, ca=True)
+    save("ca", ca, ca_k)
+    save("rogue_ca", rogue, rogue_k)
+    for name, issuer, kw in (
+        ("server", (ca, ca_k), {"dns": ["localhost"], "ips": ["127.0.0.1"]}),
+        ("wildcard_server", (ca, ca_k), {"dns": ["*.rpki.test"]}),
+        ("client", (ca, ca_k), {"ips": ["127.0.0.1"], "client": True}),
+        ("client_wrong_ip", (ca, ca_k), {"ips": ["192.0.2.1"], "client": True}),
+        ("client_no_ip", (ca, ca_k), {"dns": ["router.rpki.test"], "client": True}),
+        ("client_rogue", (rogue, rogue_k), {"ips": ["127.0.0.1"], "client": True}),
+    ):
+        k = key()
+        save(name, _cert(name, k, issuer, **kw), k)
+    return out
+
+
+def make_ssh_keys(d: Path) -> dict[str, Path]:
+    """Cache host keys (ECDSA P-256 as SEC1 PEM, which StayRTR and asyncssh both read), a
+    second host key (the 'impostor'), a router ed25519 key (OpenSSH format, as ssh-keygen
+    writes it) and its authorized_keys file."""
+    import asyncssh
+
+    d.mkdir(parents=True, exist_ok=True)
+    out: dict[str, Path] = {}
+    for name in ("host", "other_host"):
+        k = asyncssh.generate_private_key("ecdsa-sha2-nistp256")
+        out[name] = d / f"{name}.pem"
+        k.write_private_key(str(out[name]), format_name="pkcs1-pem")
+        out[name].chmod(0o600)
+        out[name + ".pub"] = d / f"{name}.pub"
+        k.write_public_key(str(out[name + ".pub"]))
+    k = asyncssh.generate_private_key("ssh-ed25519")
+    out["client"] = d / "client_ed25519"
+    k.write_private_key(str(out["client"]))
+    out["client"].chmod(0o600)
+    out["authorized_keys"] = d / "authorized_keys"
+    k.write_public_key(str(out["authorized_keys"]))
+    return out
+
+
+def known_hosts(path: Path, port: int, host_pub: Path) -> Path:
+    path.write_text(f"[127.0.0.1]:{port} {host_pub.read_text().strip()}\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+# ---- host:port --------------------------------------------------------------------------------
+
+
+def test_parse_hostport():
+    assert parse_hostport("127.0.0.1:3323") == ("127.0.0.1", 3323)
+    assert parse_hostport("[::1]:324") == ("::1", 324)
+    assert parse_hostport("cache.example", 324) == ("cache.example", 324)
+    assert parse_hostport("[2001:db8::1]", 22) == ("2001:db8::1", 22)
+    assert parse_hostport("2001:db8::1", 323) == ("2001:db8::1", 323)
+    assert parse_hostport("cache.example:8282", 324) == ("cache.example", 8282)
+    for bad in ("cache.example", "x:y", "1.2.3.4:99999", ":323"):
+        with pytest.raises(ValueError):
+            parse_hostport(bad)
+
+
+# ---- config -----------------------------------------------------------------------------------
+
+
+def _cfg(tmp_path: Path, rpki: str) -> Path:
+    p = tmp_path / "router.toml"
+    p.write_text('[router]\nasn = 65000\nrouter_id = "127.0.0.1"\n\n[[rpki]]\n' + rpki)
+    return p
+
+
+def test_config_tls_paths_relative_to_file_and_default_port(tmp_path, pki):
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    for name in ("ca.crt", "client.crt", "client.key"):
+        (certs / name).write_bytes(pki[name].read_bytes())
+    cfg = load_config(
+        _cfg(
+            tmp_path,
+            'cache = "cache.example"\ntransport = "tls"\nca = "certs/ca.crt"\n'
+            'cert = "certs/client.crt"\nkey = "certs/client.key"\n',
+        )
+    )
+    (src,) = cfg.rpki
+    assert src.cache == ("cache.example", 324)  # rpki-rtr-tls
+    assert src.ca == (certs / "ca.crt").resolve() and src.key == (certs / "client.key").resolve()
+    o = src.transport_options()
+    assert o.transport == "tls" and o.server_name is None and o.cert == src.cert
+    assert o.problem() is None
+
+
+def test_config_ssh_and_tcp_default_ports(tmp_path):
+    (tmp_path / "id").write_text("x")
+    (tmp_path / "kh").write_text("")
+    cfg = load_config(
+        _cfg(
+            tmp_path,
+            'cache = "[2001:db8::1]"\ntransport = "ssh"\nssh_user = "rpki"\nssh_key = "id"\n'
+            'known_hosts = "kh"\n\n[[rpki]]\ncache = "192.0.2.1"\ntransport = "tcp"\n',
+        )
+    )
+    ssh, tcp = cfg.rpki
+    assert ssh.cache == ("2001:db8::1", 22) and ssh.ssh_key == (tmp_path / "id").resolve()
+    assert ssh.transport_options().describe() == "SSH as rpki"
+    assert tcp.cache == ("192.0.2.1", 323) and tcp.transport_options().transport == "tcp"
+
+
+def test_config_without_transport_still_needs_the_port(tmp_path):
+    with pytest.raises(ConfigError, match=r"router.toml:6: rpki\[0\].cache: expected HOST:PORT"):
+        load_config(_cfg(tmp_path, 'cache = "cache.example"\n'))
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ('transport = "quic"\n', r":7: rpki\[0\].transport: 'quic' is not one of tcp, tls, ssh"),
+        (
+            'transport = "tls"\ncert = "nope.crt"\nkey = "nope.key"\n',
+            r":8: rpki\[0\].cert: no such",
+        ),
+        ('transport = "tls"\n', r":5: rpki\[0\].cert: TLS needs the router's client certificate"),
+        ('ca = "x"\n', r":7: rpki\[0\].ca: only used with transport 'tls'"),
+        ('transport = "ssh"\nssh_password = "p"\n', r":5: rpki\[0\].ssh_user: SSH needs a user"),
+        ('transport = "ssh"\nssh_user = "u"\n', r":5: rpki\[0\].ssh_key: SSH needs a private key"),
+        (
+            'transport = "ssh"\nssh_user = "u"\nssh_password = "p"\nknown_hosts = "none"\n',
+            r":10: rpki\[0\].known_hosts: no such file: .*none",
+        ),
+        (
+            'transport = "tls"\nssh_user = "u"\n',
+            r":8: rpki\[0\].ssh_user: only used with transport 'ssh'",
+        ),
+        (
+            'transport = "ssh"\nssh_insecure_accept_unknown_host_key = 1\n',
+            r":8: rpki\[0\].ssh_insecure_accept_unknown_host_key: expected true",
+        ),
+    ],
+)
+def test_config_transport_errors_name_file_line_key(tmp_path, body, where):
+    with pytest.raises(ConfigError, match=r"router.toml" + where):
+        load_config(_cfg(tmp_path, 'cache = "127.0.0.1:3323"\n' + body))
+
+
+def test_config_transport_keys_not_for_vrp_files(tmp_path):
+    (tmp_path / "v.json").write_text('{"roas": []}')
+    with pytest.raises(ConfigError, match=r":7: rpki\[0\].transport: only for a 'cache' source"):
+        load_config(_cfg(tmp_path, 'vrps = "v.json"\ntransport = "tls"\n'))
+
+
+def test_ssh_insecure_option_allows_missing_known_hosts(tmp_path):
+    o = TransportOptions(
+        transport="ssh",
+        ssh_user="u",
+        ssh_password="p",
+        known_hosts=tmp_path / "absent",
+        ssh_insecure_accept_unknown_host_key=True,
+    )
+    assert o.problem() is None
+    o.ssh_insecure_accept_unknown_host_key = False
+    assert o.problem()[0] == "known_hosts"
+
+
+# ---- command line -----------------------------------------------------------------------------
+
+
+def test_cli_client_options(pki):
+    args = build_parser().parse_args(
+        [
+            "rtr",
+            "--cache",
+            "127.0.0.1:324",
+            "--transport",
+            "tls",
+            "--ca",
+            str(pki["ca.crt"]),
+            "--cert",
+            str(pki["client.crt"]),
+            "--key",
+            str(pki["client.key"]),
+            "--server-name",
+            "cache.example",
+        ]
+    )
+    o = client_options_from_args(args)
+    assert (o.transport, o.server_name, o.cert) == ("tls", "cache.example", pki["client.crt"])
+    args = build_parser().parse_args(["validate", "--cache", "h:1", "--transport", "tls"])
+    with pytest.raises(ValueError, match="--cert: TLS needs the router's client certificate"):
+        client_options_from_args(args)
+    args = build_parser().parse_args(["rtr", "--cache", "h:1", "--ssh-user", "u"])
+    with pytest.raises(ValueError, match="--ssh-user: only used with transport 'ssh'"):
+        client_options_from_args(args)
+
+
+def test_cli_errors_exit_2_with_the_option_named(tmp_path, capsys):
+    rc = main(["rtr", "--cache", "127.0.0.1:1", "--transport", "ssh", "--ssh-user", "u"])
+    assert rc == 2
+    assert "--ssh-key: SSH needs a private key file or a password" in capsys.readouterr().err
+    rc = main(["cache", "--vrps", "x.json", "--tls-listen", "127.0.0.1:0"])
+    assert rc == 2
+    assert "--tls-cert: required for a TLS listener" in capsys.readouterr().err
+    rc = main(["cache", "--vrps", "x.json", "--ssh-host-key", str(tmp_path)])
+    assert rc == 2
+    assert "need --ssh-listen" in capsys.readouterr().err
+
+
+def test_cli_server_options(tmp_path, pki):
+    hk = tmp_path / "hk"
+    hk.write_text("x")
+    args = build_parser().parse_args(
+        [
+            "cache",
+            "--vrps",
+            "v.json",
+            "--tls-listen",
+            "127.0.0.1",
+            "--tls-cert",
+            str(pki["server.crt"]),
+            "--tls-key",
+            str(pki["server.key"]),
+            "--tls-client-ca",
+            str(pki["ca.crt"]),
+            "--ssh-listen",
+            "127.0.0.1:2222",
+            "--ssh-host-key",
+            str(hk),
+            "--ssh-user",
+            "rpki",
+            "--ssh-password",
+            "secret",
+        ]
+    )
+    tls, ssh = server_options_from_args(args)
+    assert (tls.host, tls.port) == ("127.0.0.1", 324)
+    assert (ssh.port, ssh.user, ssh.authorized_keys) == (2222, "rpki", None)
+    assert SSHServerOptions("h", 1, hk).problem()[0] == "authorized_keys"
+    assert SSHServerOptions("h", 1, hk, password="p").problem()[0] == "user"
+    assert TLSServerOptions("h", 1, hk, hk, tmp_path / "no").problem()[0] == "client_ca"
+
+
+# ---- TLS contexts and identity checks ---------------------------------------------------------
+
+
+def test_client_context_is_strict(pki):
+    o = TransportOptions(
+        transport="tls", ca=pki["ca.crt"], cert=pki["client.crt"], key=pki["client.key"]
+    )
+    ctx = client_tls_context(o)
+    assert ctx.minimum_version >= ssl.TLSVersion.TLSv1_2
+    assert ctx.check_hostname and ctx.verify_mode == ssl.CERT_REQUIRED
+    assert ctx.hostname_checks_common_name is False
+    o.key = pki["server.key"]  # not the certificate's key
+    with pytest.raises(OSError, match="cannot load the client certificate"):
+        client_tls_context(o)
+
+
+def test_server_context_requires_client_certificates(pki):
+    ctx = server_tls_context(
+        TLSServerOptions("127.0.0.1", 0, pki["server.crt"], pki["server.key"], pki["ca.crt"])
+    )
+    assert ctx.verify_mode == ssl.CERT_REQUIRED
+    assert ctx.minimum_version >= ssl.TLSVersion.TLSv1_2
+
+
+def _peercert(*sans, cn="x"):
+    return {"subject": ((("commonName", cn),),), "subjectAltName": sans}
+
+
+def test_server_identity_dns_id_exact_no_wildcard_no_cn():
+    assert server_identity_problem(_peercert(("DNS", "Cache.Example")), "cache.example") is None
+    assert server_identity_problem(_peercert(("IP Address", "192.0.2.7")), "192.0.2.7") is None
+    p = server_identity_problem(_peercert(("DNS", "*.example")), "cache.example")
+    assert "wildcard" in p and "RFC 8210" in p
+    assert "no DNS-ID" in server_identity_problem(_peercert(cn="cache.example"), "cache.example")
+    assert "no iPAddress" in server_identity_problem(_peercert(("DNS", "a")), "192.0.2.7")
+    v6 = _peercert(("IP Address", "2001:DB8:0:0:0:0:0:1\n"))
+    assert server_identity_problem(v6, "2001:db8::1") is None
+
+
+def test_client_ip_check():
+    c = _peercert(("IP Address", "192.0.2.1"), ("IP Address", "2001:DB8:0:0:0:0:0:2"))
+    assert client_ip_problem(c, "192.0.2.1") is None
+    assert client_ip_problem(c, "::ffff:192.0.2.1") is None  # dual-stack listener
+    assert client_ip_problem(c, "2001:db8::2") is None
+    p = client_ip_problem(c, "127.0.0.1")
+    assert "127.0.0.1 is not in the client certificate's subjectAltName iPAddress" in p
+    assert "192.0.2.1" in p
+    assert "no subjectAltName iPAddress" in client_ip_problem(_peercert(("DNS", "r")), "1.2.3.4")
+    assert client_ip_problem(None, "1.2.3.4") == "no client certificate"
