@@ -23,7 +23,7 @@ from .router import PeerEvent, RouteEvent, RouterCore
 from .rpki.store import VRPStore
 from .rtr import session as S
 from .rtr.cache import CacheState
-from .rtr.client import Applied, RTRClient
+from .rtr.client import Applied, RTRClient, RTRManager
 from .rtr.server import FileCache, FileSource, RTRServer
 
 log = logging.getLogger("rov_router.app")
@@ -68,6 +68,8 @@ class App:
         self.filters = filters or {}
         self.control = None
         self.metrics = None
+        self.rtr: RTRManager | None = None
+        self._rtr_task: asyncio.Task | None = None
         self.config = config
         self.display_mode = display
         self.state_file = state_file
@@ -235,10 +237,26 @@ class App:
                 on_event=lambda ev, h=holder: self._on_rtr_event(h[0], ev),
                 transport=src.transport_options() if src.cache is not None else None,
             )
+            client.preference = src.preference
             rs = RPKISource(name, client, cache, server, files)
+            rs.preference = src.preference
             holder.append(rs)
-            rs.task = asyncio.ensure_future(client.run())
             self.sources.append(rs)
+        self.rtr = RTRManager(
+            self.store, [s.client for s in self.sources], on_switch=self._on_switch
+        )
+        self._rtr_task = asyncio.ensure_future(self.rtr.run())
+
+    def _on_switch(self, client: RTRClient, enabled: bool) -> None:
+        what = "takes over" if enabled else "stands by (a more preferred cache is in sync)"
+        self._print(
+            {
+                "event": "rpki_switch",
+                "source": client.source,
+                "enabled": enabled,
+                "message": f"RPKI {client.source} (preference {client.preference}) {what}",
+            }
+        )
 
     def _speaker_spec(self, sock: Path) -> SpeakerSpec:
         cfg = self.config
@@ -366,11 +384,11 @@ class App:
             await self.bridge.drain(2.0)
         if self.exabgp is not None:
             self.exabgp.stop()
+        if self.rtr is not None:
+            self.rtr.stop()
+            with contextlib.suppress(Exception):
+                await self._rtr_task
         for src in self.sources:
-            src.client.stop()
-            if src.task is not None:
-                with contextlib.suppress(Exception):
-                    await src.task
             if src.files is not None:
                 await src.files.stop()
             if src.server is not None:

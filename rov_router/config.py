@@ -102,6 +102,7 @@ class RPKISourceConfig:
     expire: int = 7200
     ignore_expires: bool = False
     min_expire: int = 600  # labs only: accept an Expire below RFC 8210's 600 s
+    preference: int = 1  # RFC 8210 §10: lower is more preferred; equal ones serve together
     # transport to 'cache' (RFC 8210 §9): tcp | tls | ssh
     transport: str = "tcp"
     ca: Path | None = None
@@ -318,6 +319,15 @@ def load_config(path: str | Path) -> RouterConfig:
             expire=get(s, "rpki", i, "expire", int, 7200),
             ignore_expires=get(s, "rpki", i, "ignore_expires", bool, False),
             min_expire=get(s, "rpki", i, "min_expire", int, 600),
+            preference=get(
+                s,
+                "rpki",
+                i,
+                "preference",
+                int,
+                1,
+                check=lambda v: None if 0 <= v <= 255 else "preference must be 0..255",
+            ),
         )
         has_cache, has_vrps = "cache" in s, "vrps" in s
         if has_cache == has_vrps:
@@ -362,6 +372,7 @@ def load_config(path: str | Path) -> RouterConfig:
                 "expire",
                 "ignore_expires",
                 "min_expire",
+                "preference",
                 "transport",
                 *TLS_FIELDS,
                 *SSH_FIELDS,

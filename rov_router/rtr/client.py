@@ -111,6 +111,10 @@ class RTRClient:
         self._dump = DumpWriter(dump) if dump else None
         self._stop = asyncio.Event()
         self._synced = asyncio.Event()
+        #: cleared by a cache group while a more preferred cache serves (RFC 8210 §10)
+        self.enabled = True
+        self._interrupt = asyncio.Event()
+        self.preference = 1
         self.connected = False
         self._close: S.CloseConnection | None = None
         self._transport: asyncio.Transport | None = None  # or an SSH channel adapter
@@ -133,6 +137,21 @@ class RTRClient:
     def stop(self) -> None:
         self._stop.set()
 
+    def set_enabled(self, enabled: bool) -> None:
+        """Enable or pause this cache.  A paused cache closes its connection and does not
+        reconnect, but keeps its data, which still expires on its own timer."""
+        if enabled == self.enabled:
+            return
+        self.enabled = enabled
+        if not enabled:
+            self._interrupt.set()
+        log.info("%s: %s", self.source, "enabled" if enabled else "standing by")
+
+    @property
+    def healthy(self) -> bool:
+        """Connected and in sync (at least one End of Data on this connection)."""
+        return self.connected and self.session.state is S.State.ESTABLISHED
+
     async def wait_synced(self, timeout: float | None = None) -> None:
         await asyncio.wait_for(self._synced.wait(), timeout)
 
@@ -143,9 +162,16 @@ class RTRClient:
         failures = 0
         try:
             while not self._stop.is_set():
+                while not self.enabled and not self._stop.is_set():
+                    await self._idle(0.2)  # standing by: timers (expire) still run
+                if self._stop.is_set():
+                    break
+                self._interrupt.clear()
                 delay = await self._one_connection()
                 if self._stop.is_set():
                     break
+                if not self.enabled:
+                    continue
                 if delay is None:
                     failures += 1
                     delay = min(2.0 ** min(failures, 10), self._backoff_cap())
@@ -200,10 +226,12 @@ class RTRClient:
         self._record(b"C")
         self._handle(self.session.connection_made())
         stop = asyncio.ensure_future(self._stop.wait())
+        interrupt = asyncio.ensure_future(self._interrupt.wait())
         try:
-            await asyncio.wait({proto.lost, stop}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({proto.lost, stop, interrupt}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stop.cancel()
+            interrupt.cancel()
             self._cancel_timer()
             self.connected = False
             self._transport = None
@@ -297,16 +325,66 @@ class _Protocol(asyncio.Protocol):
 
 
 class RTRManager:
-    """Several caches feeding one store (each cache's data kept apart, validation on the union)."""
+    """Several caches feeding one store, by preference (RFC 8210 §10): the most preferred
+    caches (lowest ``preference``) that are reachable serve; less preferred ones stand by and
+    take over when every more preferred cache is lost, then stand by again once a more
+    preferred one is back in sync.  Each cache's data is kept apart and dropped only at its own
+    Expire, and validation uses the union, so a switch leaves no window without VRPs."""
 
-    def __init__(self, store: VRPStore, clients: list[RTRClient]) -> None:
+    def __init__(
+        self,
+        store: VRPStore,
+        clients: list[RTRClient],
+        *,
+        on_switch: Callable[[RTRClient, bool], None] | None = None,
+        grace: float = 2.0,
+    ) -> None:
         self.store = store
         self.clients = clients
+        self.on_switch = on_switch
+        self.grace = grace
+        self._down_since: dict[int, float] = {}
+        self._stop = asyncio.Event()
+        if len({c.preference for c in clients}) > 1:
+            self.arbitrate()  # before anything connects: only the most preferred level starts
+
+    def arbitrate(self) -> None:
+        """Enable the most preferred level; enable the next level only after every more
+        preferred cache has been out of sync for ``grace`` seconds (a start-up included), and
+        stand it by again as soon as a more preferred cache is in sync."""
+        now = time.monotonic()
+        levels = sorted({c.preference for c in self.clients})
+        usable_above = False  # a more preferred level is in sync, or not yet given up on
+        for level in levels:
+            group = [c for c in self.clients if c.preference == level]
+            want = not usable_above
+            for c in group:
+                if c.enabled != want:
+                    c.set_enabled(want)
+                    if self.on_switch is not None:
+                        self.on_switch(c, want)
+            healthy = any(c.healthy for c in group)
+            if healthy or not want:
+                self._down_since.pop(level, None)
+            else:
+                self._down_since.setdefault(level, now)
+            if healthy or (want and now - self._down_since.get(level, now) < self.grace):
+                usable_above = True
 
     async def run(self) -> None:
-        await asyncio.gather(*(c.run() for c in self.clients))
+        tasks = [asyncio.ensure_future(c.run()) for c in self.clients]
+        try:
+            while not self._stop.is_set():
+                self.arbitrate()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), 0.2)
+        finally:
+            for c in self.clients:
+                c.stop()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     def stop(self) -> None:
+        self._stop.set()
         for c in self.clients:
             c.stop()
 
