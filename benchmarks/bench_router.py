@@ -91,6 +91,9 @@ SYNC_TIMEOUT = 180.0
 UP_TIMEOUT = 120.0
 STALL_TIMEOUT = 90.0  # no progress for this long after the session came up: give up
 LOAD_TIMEOUT = 600.0
+QUIET_BUSY = 0.2  # --plain diagnosis: below 20 % of a CPU counts as idle ...
+QUIET_SECONDS = 2.0  # ... for this long after the load
+QUIET_WAIT = 30.0  # before each run: wait at most this long for other jobs to leave the CPUs
 DELTA_HALF = 500
 DIAG_ROUTES = 50_000  # part 2: routes of the per-UPDATE / per-route cost diagnosis
 ORIGINS = {0: "igp", 1: "egp", 2: "incomplete"}
@@ -163,6 +166,31 @@ def proc_cpu(pid: int | None) -> float | None:
         return None
     fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def system_busy() -> float:
+    """Non-idle CPU seconds of the whole machine since boot (all CPUs)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v[:8]) - v[3] - v[4]) / CLK_TCK  # minus idle and iowait
+
+
+def wait_machine_quiet(limit: float = QUIET_WAIT, busy: float = 0.3) -> float:
+    """Wait (at most ``limit`` s) for a 2 s window in which the machine used less than
+    ``busy`` CPUs -- other people's jobs make these timings noisy.  Returns the seconds waited."""
+    t0 = time.monotonic()
+    while True:
+        b0 = system_busy()
+        time.sleep(2.0)
+        if (system_busy() - b0) / 2.0 < busy or time.monotonic() - t0 > limit:
+            return time.monotonic() - t0 - 2.0
+
+
+def foreign_cpu(cpu: dict) -> float | None:
+    """CPU seconds used during the run by processes other than the ones measured."""
+    if cpu.get("system") is None:
+        return None
+    return cpu["system"] - sum(v for k, v in cpu.items() if k != "system" and v is not None)
 
 
 def proc_children(pid: int | None) -> list[int]:
@@ -367,6 +395,19 @@ class Bird:
             stop_child(self.proc)
 
 
+def plain_event(text: str) -> dict:
+    """The few ``--plain`` lines this script needs, as the events ``--json`` would print."""
+    m = re.search(r"RPKI (\S+): serial (\d+), (\d+) VRPs", text)
+    if m:
+        return {"event": "rpki", "vrps": int(m.group(3)), "message": text}
+    if "ExaBGP pid" in text:
+        return {"event": "start", "message": text}
+    m = re.search(r"neighbor (\S+) (up|down)\b", text)
+    if m:
+        return {"event": "neighbor", "neighbor": m.group(1), "state": m.group(2), "message": text}
+    return {"event": "text", "message": text}
+
+
 class RouterOutput(threading.Thread):
     """Reads rov-router's --json stdout: counts ``route`` events (with the time of the last
     one) and keeps every other event with the time it was read.
@@ -412,7 +453,7 @@ class RouterOutput(threading.Thread):
                     try:
                         obj = json.loads(line)
                     except ValueError:
-                        obj = {"event": "text", "message": line.decode(errors="replace").strip()}
+                        obj = plain_event(line.decode(errors="replace").strip())
                     with self.lock:
                         self.events.append((now, obj))
             if len(chunk) < 1 << 16:
@@ -532,18 +573,21 @@ def run_baseline(ctx: dict, rep_dir: Path) -> dict:
                 ctx["router_as"],
             ),
         )
+        res["waited"] = wait_machine_quiet()
         cpu0 = {k: proc_cpu(v) for k, v in pids.items()}
         t_bird = time.time()
         bird.start()
         pids["bird"] = bird.pid
         cpu0["bird"] = 0.0
         cpu0["bench"] = time.process_time()
+        cpu0["system"] = system_busy()
         got = wait_for(result_file.exists, LOAD_TIMEOUT, step=0.1, alive=lambda: exa.poll() is None)
         if not got:
             res["notes"].append("baseline: no End-of-RIB; " + bird.log_tail())
             return res
         cpu1 = {k: proc_cpu(v) for k, v in pids.items()}
         cpu1["bench"] = time.process_time()
+        cpu1["system"] = system_busy()
         r = json.loads(result_file.read_text())
         res.update(
             ok=r["t_up"] is not None,
@@ -569,7 +613,38 @@ def tail(p: Path, n: int = 15) -> str:
     return ""
 
 
-def run_rov_router(ctx: dict, rep_dir: Path, expected: int | None, profile: bool = False) -> dict:
+def wait_quiet(pid: int, exa_pid: int | None, alive) -> float | None:
+    """The end of the last 0.1 s interval in which ``pid`` (or ExaBGP) used at least
+    ``QUIET_BUSY`` of a CPU, once both stayed below it for ``QUIET_SECONDS``."""
+    t_busy = t_exa = None
+    prev = (proc_cpu(pid), proc_cpu(exa_pid))
+    end = time.monotonic() + LOAD_TIMEOUT
+    while time.monotonic() < end and alive():
+        time.sleep(0.1)
+        now = time.time()
+        cur = (proc_cpu(pid), proc_cpu(exa_pid))
+        if cur[0] is not None and prev[0] is not None and cur[0] - prev[0] >= 0.1 * QUIET_BUSY:
+            t_busy = now
+            t_exa = now
+        elif cur[1] is not None and prev[1] is not None and cur[1] - prev[1] >= 0.1 * QUIET_BUSY:
+            t_exa = now
+        prev = cur
+        if t_busy is not None and now - max(t_busy, t_exa) > QUIET_SECONDS:
+            return t_busy
+    return None
+
+
+def run_rov_router(
+    ctx: dict,
+    rep_dir: Path,
+    expected: int | None,
+    profile: bool = False,
+    display: str = "json",
+) -> dict:
+    """One rov-router run.  ``display`` "json": done at the ``route`` event of the last route.
+    "plain" (a diagnosis: no per-route output): done when rov-router has used less than
+    ``QUIET_BUSY`` of a CPU for ``QUIET_SECONDS`` after the load; the time is the end of its
+    last busy 0.1 s interval, and the state file then must hold every route."""
     from rov_router.procs import free_port, stop_child
 
     rep_dir.mkdir()
@@ -578,6 +653,9 @@ def run_rov_router(ctx: dict, rep_dir: Path, expected: int | None, profile: bool
     state = rep_dir / "state.json"
     res: dict = {"ok": False, "notes": []}
     proc = bird = spy = None
+    # rov-router's own temporary files (its ExaBGP's workdir, the control socket) go here too
+    child_env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}
+    child_env["TMPDIR"] = str(rep_dir)
     t_start = time.time()
     try:
         with open(rep_dir / "rov-router.err", "wb") as err:
@@ -587,7 +665,7 @@ def run_rov_router(ctx: dict, rep_dir: Path, expected: int | None, profile: bool
                     "run",
                     "--config",
                     str(cfg),
-                    "--json",
+                    f"--{display}",
                     "--state-file",
                     str(state),
                 ],
@@ -595,6 +673,7 @@ def run_rov_router(ctx: dict, rep_dir: Path, expected: int | None, profile: bool
                 stdout=subprocess.PIPE,
                 stderr=err,
                 cwd=rep_dir,
+                env=child_env,
                 start_new_session=True,
             )
         out = RouterOutput(proc.stdout)
@@ -633,12 +712,14 @@ def run_rov_router(ctx: dict, rep_dir: Path, expected: int | None, profile: bool
                 ctx["router_as"],
             ),
         )
+        res["waited"] = wait_machine_quiet()
         cpu0 = {k: proc_cpu(v) for k, v in pids.items()}
         t_bird = time.time()
         bird.start()
         pids["bird"] = bird.pid
         cpu0["bird"] = 0.0
         cpu0["bench"] = time.process_time()
+        cpu0["system"] = system_busy()
 
         def is_up(e: dict) -> bool:
             return e.get("event") == "neighbor" and e.get("state") == "up"
@@ -658,11 +739,14 @@ def run_rov_router(ctx: dict, rep_dir: Path, expected: int | None, profile: bool
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,
             )  # fmt: skip
+        if display == "plain":
+            t_done = wait_quiet(pids["rov-router"], pids["exabgp"], alive)
+            target = expected or bird.exported()
         # wait for the last route; the target: the baseline's count, else BIRD's exported
         target = expected
         last_n, last_change = -1, time.monotonic()
         next_birdc = 0.0
-        while True:
+        while display == "json":
             n = out.routes
             if target is None and time.monotonic() > next_birdc:
                 target = bird.exported() or None
@@ -681,9 +765,11 @@ def run_rov_router(ctx: dict, rep_dir: Path, expected: int | None, profile: bool
                 res["notes"].append("rov-router exited: " + tail(rep_dir / "rov-router.err"))
                 return res
             time.sleep(0.05)
-        t_done = out.t_last_route
+        if display == "json":
+            t_done = out.t_last_route
         cpu1 = {k: proc_cpu(v) for k, v in pids.items()}
         cpu1["bench"] = time.process_time()
+        cpu1["system"] = system_busy()
         rss = {k: proc_status(v, "VmHWM") for k, v in pids.items()}
         res["rss_after"] = proc_status(proc.pid, "VmRSS")
         downs = [
@@ -737,8 +823,8 @@ def run_rov_router(ctx: dict, rep_dir: Path, expected: int | None, profile: bool
             del doc
         else:
             res["notes"].append("rov-router: no state file after SIGUSR1")
-        res["ok"] = res.get("neighbor", {}).get("received") == target and out.routes >= (
-            target or 0
+        res["ok"] = res.get("neighbor", {}).get("received") == target and (
+            display != "json" or out.routes >= (target or 0)
         )
         return res
     finally:
@@ -1006,7 +1092,7 @@ def ratio(a, b) -> float | None:
     return None if a is None or not b else a / b
 
 
-def report_part1(base: list[dict], rov: list[dict], n_routes: int) -> None:
+def report_part1(base: list[dict], rov: list[dict], n_routes: int, plain: dict | None) -> None:
     def col(runs, *keys):
         out = []
         for r in runs:
@@ -1023,6 +1109,13 @@ def report_part1(base: list[dict], rov: list[dict], n_routes: int) -> None:
         ("rov-router", "session up -> last route validated", fmt(med(r_t), ".1f"), rng_(r_t, ".1f"),
          fmt(med(col(rov, "route_events")), ".0f"), fmt(ratio(med(col(rov, "route_events")), med(r_t)), ".0f")),
     ]  # fmt: skip
+    if plain is not None:
+        n_p = (plain.get("neighbor") or {}).get("received")
+        rows.append(
+            ("diagnosis: rov-router --plain (1 run)", "session up -> rov-router idle",
+             fmt(plain.get("seconds"), ".1f"), "", fmt(n_p, ".0f"),
+             fmt(ratio(n_p, plain.get("seconds")), ".0f")),
+        )  # fmt: skip
     print_table(["run", "what", "seconds", "range", "routes", "routes/s"], rows, "llrrrr")
     rt = ratio(med(r_t), med(b_t))
     verdict = "meets" if rt is not None and rt <= 1.1 else "MISSES"
@@ -1030,6 +1123,13 @@ def report_part1(base: list[dict], rov: list[dict], n_routes: int) -> None:
     per_rep = [ratio(r.get("seconds"), b.get("seconds")) for b, r in zip(base, rov, strict=False)]
     if len(per_rep) > 1:
         print(f"  per repetition: {', '.join(fmt(x, '.2f') for x in per_rep)}")
+    if plain is not None:
+        print(
+            f"  diagnosis, rov-router --plain / baseline median: "
+            f"{fmt(ratio(plain.get('seconds'), med(b_t)), '.2f')}x (rov-router CPU "
+            f"{fmt((plain.get('cpu') or {}).get('rov-router'), '.1f')} s, VmHWM "
+            f"{fmt((plain.get('rss') or {}).get('rov-router'), '.0f')} MiB)"
+        )
 
     print(
         "\nCPU seconds from BIRD's start to the end of the load (median; 'bench' = this script,"
@@ -1049,6 +1149,14 @@ def report_part1(base: list[dict], rov: list[dict], n_routes: int) -> None:
                     fmt(med(col(runs, "rss", p)), ".0f"),
                 )
             )
+        rows.append(
+            (
+                label,
+                "other jobs (not ours)",
+                fmt(med([foreign_cpu(r.get("cpu") or {}) for r in runs]), ".1f"),
+                "",
+            )
+        )
     print_table(["run", "process", "CPU s", "VmHWM MiB"], rows, "llrr")
     hwm = med(col(rov, "rss", "rov-router"))
     before = med(col(rov, "rss_before"))
@@ -1176,6 +1284,7 @@ def main() -> int:
         help="one extra rov-router run under py-spy (not counted); prints the top functions",
     )
     ap.add_argument("--skip-bgp", action="store_true", help="part 2 only")
+    ap.add_argument("--no-plain", action="store_true", help="skip the extra rov-router --plain run")
     args = ap.parse_args()
 
     data = shared_data()
@@ -1239,6 +1348,7 @@ def main() -> int:
         }
         base: list[dict] = []
         rov: list[dict] = []
+        plain: dict | None = None
         notes: list[str] = []
         if not args.skip_bgp:
             print("\n== Part 1: the table over BGP (BIRD 2 -> ExaBGP -> rov-router / discard) ==")
@@ -1249,7 +1359,8 @@ def main() -> int:
                 print(
                     f"  rep {i + 1}/{reps} baseline:   up -> EoR {fmt(b.get('seconds'), '.1f')} s, "
                     f"{b.get('nlri')} NLRI in {b.get('updates')} UPDATEs; ExaBGP CPU "
-                    f"{fmt((b.get('cpu') or {}).get('exabgp'), '.1f')} s"
+                    f"{fmt((b.get('cpu') or {}).get('exabgp'), '.1f')} s; other jobs "
+                    f"{fmt(foreign_cpu(b.get('cpu') or {}), '.1f')} CPU-s"
                     + ("" if b["ok"] else "  FAILED"),
                     flush=True,
                 )
@@ -1262,8 +1373,25 @@ def main() -> int:
                     f"{r.get('route_events')} routes, received {r.get('neighbor', {}).get('received')}; "
                     f"CPU rov-router {fmt(cpu.get('rov-router'), '.1f')} s, ExaBGP "
                     f"{fmt(cpu.get('exabgp'), '.1f')} s, bridge {fmt(cpu.get('bridge'), '.1f')} s; "
-                    f"VmHWM {fmt((r.get('rss') or {}).get('rov-router'), '.0f')} MiB"
-                    + ("" if r["ok"] else "  INCOMPLETE"),
+                    f"VmHWM {fmt((r.get('rss') or {}).get('rov-router'), '.0f')} MiB; other jobs "
+                    f"{fmt(foreign_cpu(cpu), '.1f')} CPU-s" + ("" if r["ok"] else "  INCOMPLETE"),
+                    flush=True,
+                )
+            if not args.no_plain:
+                plain = run_rov_router(
+                    ctx,
+                    tmp / "rov-plain",
+                    base[-1].get("nlri") if base and base[-1]["ok"] else None,
+                    display="plain",
+                )
+                notes += plain["notes"]
+                print(
+                    f"  diagnosis: rov-router --plain (no per-route output): up -> quiet "
+                    f"{fmt(plain.get('seconds'), '.1f')} s, received "
+                    f"{plain.get('neighbor', {}).get('received')}; CPU rov-router "
+                    f"{fmt((plain.get('cpu') or {}).get('rov-router'), '.1f')} s; other jobs "
+                    f"{fmt(foreign_cpu(plain.get('cpu') or {}), '.1f')} CPU-s"
+                    + ("" if plain["ok"] else "  INCOMPLETE"),
                     flush=True,
                 )
             if args.profile:
@@ -1281,7 +1409,7 @@ def main() -> int:
 
     if not args.skip_bgp:
         print(f"\n=== Part 1 results: {len(table)} routes (median of {reps}) ===\n")
-        report_part1(base, rov, len(table))
+        report_part1(base, rov, len(table), plain)
     print(
         f"\n=== Part 2 results: {p2['routes']} routes, {p2['vrps']} VRPs (median of {reps}) ===\n"
     )

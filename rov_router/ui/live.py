@@ -191,7 +191,9 @@ class LiveDisplay:
             c = self.app.store.counts(src.name)
             ago = f"{now - src.last_update:.0f} s ago" if src.last_update else "-"
             exp = f"{info.expires_in:.0f} s" if info.expires_in is not None else "-"
-            state = info.state  # disconnected while the cache is away (data kept)
+            # disconnected while the cache is away (data kept); standby while a more
+            # preferred cache serves
+            state = info.state if src.client.enabled else "standby"
             t.add_row(
                 src.name,
                 f"{src.client.host}:{src.client.port}",
