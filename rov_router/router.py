@@ -125,6 +125,7 @@ class RouterCore:
         self.listeners: list[Callable[[object], None]] = []
         self.stats = Stats()
         self._dirty: set[tuple[bytes, int]] = set()
+        self._peer_cache: dict[str, Peer] = {}
         self._replay: set[str] = set()
 
     # ---- input: ExaBGP -----------------------------------------------------------------------
@@ -165,10 +166,15 @@ class RouterCore:
             )
 
     def _peer(self, address: str) -> Peer | None:
-        try:
-            return self.peers.get(str(ip_address(address)))
-        except ValueError:
-            return None
+        p = self._peer_cache.get(address)
+        if p is None:
+            try:
+                p = self.peers.get(str(ip_address(address)))
+            except ValueError:
+                return None
+            if p is not None:
+                self._peer_cache[address] = p
+        return p
 
     def _peer_state(self, ev: X.PeerState) -> None:
         p = self._peer(ev.peer)
@@ -219,6 +225,7 @@ class RouterCore:
             self.rib.remove(p, addr, plen)
             self._dirty.add((addr, plen))
             self._emit(RouteEvent(now, "withdrawn", r))
+        origins: dict[int, int | None] = {}  # one Attributes object per UPDATE: one origin
         for fam, prefix, attrs in up.announced:
             try:
                 addr, plen = parse_prefix(prefix)
@@ -227,7 +234,10 @@ class RouterCore:
                 continue
             self.stats.announced += 1
             p.updates += 1
-            r = Route(p, fam, prefix, addr, plen, attrs, attrs.origin_as(local_as), now)
+            origin = origins.get(id(attrs), -1)
+            if origin == -1:
+                origin = origins[id(attrs)] = attrs.origin_as(local_as)
+            r = Route(p, fam, prefix, addr, plen, attrs, origin, now)
             self._evaluate(r)
             _entry, old = self.rib.add(r)
             p.adj_in[(addr, plen)] = r
