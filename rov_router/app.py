@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -66,6 +67,9 @@ class App:
         filters: dict | None = None,
     ) -> None:
         self.filters = filters or {}
+        self._path_attrs = None
+        self._path_text = ""
+        self._own_workdir = workdir is None
         self.control = None
         self.metrics = None
         self.rtr: RTRManager | None = None
@@ -94,7 +98,9 @@ class App:
             self.display.event(obj)
             return
         if self.display_mode == "json":
-            print(json.dumps(obj), file=self.out, flush=True)
+            # flushed once per event-loop round (_flush), not once per line
+            self.out.write(json.dumps(obj) + "\n")
+            self._schedule_flush()
         else:
             print(f"{time.strftime('%H:%M:%S')} {obj['message']}", file=self.out, flush=True)
 
@@ -136,19 +142,27 @@ class App:
                     }
                 )
             elif ev.kind == "new" and self.display_mode == "json":
-                v = self.core.verdict(r)
+                # a full table sends hundreds of thousands of these: the reason is cheap for
+                # not-found, the AS path text is shared by all routes of one UPDATE
+                reason = (
+                    f"no VRP covers {r.prefix}"
+                    if r.state == "not-found"
+                    else self.core.verdict(r).reason
+                )
+                if r.attrs is not self._path_attrs:
+                    self._path_attrs, self._path_text = r.attrs, r.attrs.path_str()
                 self._print(
                     {
                         "event": "route",
                         "prefix": r.prefix,
                         "origin": r.origin,
-                        "path": r.attrs.path_str(),
+                        "path": self._path_text,
                         "neighbor": r.peer.address,
                         "state": r.state,
                         "aspa": r.aspa_state,
                         "aspa_reason": r.aspa.reason if r.aspa is not None else None,
                         "action": r.action,
-                        "reason": v.reason,
+                        "reason": reason,
                         "message": "",
                     }
                 )
@@ -191,6 +205,8 @@ class App:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        with contextlib.suppress(OSError, ValueError):
+            self.out.flush()
         cmds = self.core.commands()
         if cmds and self.bridge is not None:
             for c in cmds:
@@ -336,8 +352,15 @@ class App:
         )
         from .ops.control import ControlServer, default_socket
 
-        self.control = ControlServer(self, self.config.control_socket or default_socket())
-        await self.control.start()
+        try:
+            self.control = ControlServer(self, self.config.control_socket or default_socket())
+            await self.control.start()
+        except RuntimeError:
+            if self.config.control_socket is not None:
+                raise
+            # another router already answers on the default socket: use our own
+            self.control = ControlServer(self, self.workdir / "control.sock")
+            await self.control.start()
         if self.config.metrics is not None:
             from .ops.metrics import start_metrics
 
@@ -397,6 +420,10 @@ class App:
             await self.bridge.close()
         self.write_state()
         self._print({"event": "summary", **self.summary(), "message": self.summary_text()})
+        with contextlib.suppress(OSError, ValueError):
+            self.out.flush()
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     # ---- state -------------------------------------------------------------------------------
 

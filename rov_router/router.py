@@ -362,6 +362,9 @@ class RouterCore:
         return out
 
     def _select(self, entry: PrefixEntry) -> Route | None:
+        if len(entry.routes) == 1:  # the common case on a single full-table session
+            r = entry.routes[0]
+            return r if r.accepted else None
         cands = [r for r in entry.routes if r.accepted]
         if not cands:
             return None
