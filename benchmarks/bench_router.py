@@ -38,6 +38,18 @@ Part 1: full table over BGP (BIRD 2 -> ExaBGP -> rov-router)
   which allocates a copy of the state), and of its ExaBGP and bridge; CPU seconds of every
   process over the load, from ``/proc/PID/stat``.
 * Each repetition runs the baseline, then rov-router.  3 repetitions (``--quick``: 1), median.
+  Before each run the script waits (at most 30 s) for a 2 s window in which the machine is
+  idle, and it prints the CPU seconds other processes used during each run ("other jobs"):
+  the machine has 2 CPUs and ExaBGP, rov-router, the bridge and BIRD already share them.
+* Diagnosis (one extra run, not in the ratio; ``--no-plain`` skips it): ``rov-router run
+  --plain``, which prints nothing per route.  Done = rov-router and its ExaBGP both below 20 %
+  of a CPU for 2 s; the time is the end of rov-router's last busy 0.1 s interval, and the
+  state file must then hold every route.  Its difference to the ``--json`` run is the cost of
+  the per-route ``route`` events.
+* ``--profile``: one more rov-router run under ``py-spy record --subprocesses`` (rov-router,
+  its ExaBGP and the bridge), not counted; prints the functions with the most samples.
+* ``--quick`` is noisy: BIRD packs the 100k subset at ~1.5 prefixes per UPDATE (the full table:
+  ~4), so ExaBGP's per-UPDATE cost dominates both runs and one repetition decides the ratio.
 
 Part 2: revalidation cost, in process
 -------------------------------------
@@ -52,13 +64,15 @@ up to 255 per UPDATE, AS_SETs kept).  Then:
     ``random.Random(SEED)``.  ``store.apply`` and ``on_vrp_changes(changes)`` are timed
     separately.  Each repetition applies the delta and then its inverse (both timed).
 
-Also printed, as a diagnosis of part 1: the in-process cost per route of ``feed_line`` alone,
-of ``feed_line`` + ``commands()``, and of the same through ``App`` with ``--json`` event output
-(written to /dev/null).
+Also printed, as a diagnosis of part 1: the in-process cost of ``feed_line`` alone, of
+``feed_line`` + ``commands()`` (every 16 lines), and of the same through ``App`` with
+``--json`` event output (written to /dev/null), for the first 50,000 routes packed (<= 255
+per UPDATE) and one per UPDATE, fitted as ``a`` per UPDATE + ``b`` per route.
 
 Every child process is started with ``subprocess.Popen`` in its own session; its PID is kept
 and it is stopped by that PID / process group (``rov_router.procs.stop_child``).  Only
-127.0.0.1 and 127.0.0.3 are used; temporary files live in a TemporaryDirectory.
+127.0.0.1 and 127.0.0.3 are used; temporary files live in a TemporaryDirectory (rov-router
+gets ``TMPDIR`` pointing there, so its ExaBGP workdir and control socket land there too).
 """
 
 from __future__ import annotations
@@ -190,7 +204,8 @@ def foreign_cpu(cpu: dict) -> float | None:
     """CPU seconds used during the run by processes other than the ones measured."""
     if cpu.get("system") is None:
         return None
-    return cpu["system"] - sum(v for k, v in cpu.items() if k != "system" and v is not None)
+    other = cpu["system"] - sum(v for k, v in cpu.items() if k != "system" and v is not None)
+    return max(0.0, other)  # the per-process figures are read a moment apart: +-0.3 s
 
 
 def proc_children(pid: int | None) -> list[int]:
@@ -1394,7 +1409,9 @@ def main() -> int:
                     + ("" if plain["ok"] else "  INCOMPLETE"),
                     flush=True,
                 )
-            if args.profile:
+            if args.profile and not Path(py_spy()).exists() and not shutil.which("py-spy"):
+                print("  --profile: py-spy is not installed (pip install py-spy); skipped")
+            elif args.profile:
                 r = run_rov_router(
                     ctx, tmp / "rov-profile", base[-1].get("nlri") if base else None, profile=True
                 )
@@ -1479,8 +1496,9 @@ def print_profile(path: Path, top: int = 12) -> None:
         for f, n in sorted(d["self"].items(), key=lambda kv: -kv[1])[:top]:
             print(f"      {100 * n / total:5.1f}%  {f}")
         if name == "rov-router":
-            print("    top inclusive:")
-            for f, n in sorted(d["incl"].items(), key=lambda kv: -kv[1])[:top]:
+            print("    top inclusive (below the event loop's own frames):")
+            inner = [(f, n) for f, n in d["incl"].items() if n < 0.9 * total]
+            for f, n in sorted(inner, key=lambda kv: -kv[1])[:top]:
                 print(f"      {100 * n / total:5.1f}%  {f}")
 
 
