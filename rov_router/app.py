@@ -200,8 +200,13 @@ class App:
 
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # used outside the event loop (tests, benchmarks)
+                self._flush()
+                return
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
