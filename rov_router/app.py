@@ -49,9 +49,11 @@ class RPKISource:
         self.cache = cache
         self.server = server
         self.files = files
-        self.task: asyncio.Task | None = None
         self.last_update: float | None = None
-        self.preference = 1
+
+    @property
+    def preference(self) -> int:
+        return self.client.preference
 
 
 class App:
@@ -260,7 +262,6 @@ class App:
             )
             client.preference = src.preference
             rs = RPKISource(name, client, cache, server, files)
-            rs.preference = src.preference
             holder.append(rs)
             self.sources.append(rs)
         self.rtr = RTRManager(

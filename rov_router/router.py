@@ -426,7 +426,7 @@ class RouterCore:
     # ---- queries -----------------------------------------------------------------------------
 
     def verdict(self, r: Route) -> Verdict:
-        return validate_route(self.store, r.addr, r.plen, r.origin)
+        return validate_route(self.store, r.addr, r.plen, r.origin, r.prefix)
 
     def routes(self) -> Iterable[Route]:
         for p in self.peers.values():

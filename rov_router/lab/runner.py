@@ -83,6 +83,7 @@ class Lab:
         self.app: App | None = None
         self.speakers: dict[int, Speaker] = {}
         self._narration: list[str] = []
+        self._held: dict[int, tuple[set[str], list[int]]] = {}
 
     # ---- narration ---------------------------------------------------------------------------
 
@@ -348,8 +349,11 @@ class Lab:
         return None
 
     def _downstream_table(self, asn: int) -> set[str]:
-        held: set[str] = set()
-        for line in self.speakers[asn].lines:
+        """What a downstream AS holds: its received UPDATEs folded in order (only the lines
+        that arrived since the last call are parsed)."""
+        held, seen = self._held.setdefault(asn, (set(), [0]))
+        lines = self.speakers[asn].lines
+        for line in lines[seen[0] :]:
             with contextlib.suppress(X.LineError):
                 ev = X.parse_line(line)
                 if isinstance(ev, X.Update):
@@ -359,6 +363,7 @@ class Lab:
                         held.add(p)
                 elif isinstance(ev, X.PeerState) and ev.state == "down":
                     held.clear()
+        seen[0] = len(lines)
         return held
 
 

@@ -142,9 +142,13 @@ def explain(v: Verdict) -> str:
     return "; ".join(parts)
 
 
-def validate_route(store: VRPStore, addr: bytes, plen: int, origin: int | None) -> Verdict:
-    """Validate one route and collect the reason (slower than :func:`make_checker`)."""
-    prefix = VRP(addr, plen, plen, 0).prefix
+def validate_route(
+    store: VRPStore, addr: bytes, plen: int, origin: int | None, prefix: str | None = None
+) -> Verdict:
+    """Validate one route and collect the reason (slower than :func:`make_checker`).
+    ``prefix`` is the route's text form when the caller already has it."""
+    if prefix is None:
+        prefix = VRP(addr, plen, plen, 0).prefix
     covering = store.covering(addr, plen)
     if not covering:
         return Verdict(NOT_FOUND, prefix, origin)
