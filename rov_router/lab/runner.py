@@ -352,8 +352,9 @@ class Lab:
         """What a downstream AS holds: its received UPDATEs folded in order (only the lines
         that arrived since the last call are parsed)."""
         held, seen = self._held.setdefault(asn, (set(), [0]))
-        lines = self.speakers[asn].lines
-        for line in lines[seen[0] :]:
+        new = self.speakers[asn].lines[seen[0] :]  # a snapshot: the reader thread appends
+        seen[0] += len(new)
+        for line in new:
             with contextlib.suppress(X.LineError):
                 ev = X.parse_line(line)
                 if isinstance(ev, X.Update):
@@ -363,7 +364,6 @@ class Lab:
                         held.add(p)
                 elif isinstance(ev, X.PeerState) and ev.state == "down":
                     held.clear()
-        seen[0] = len(lines)
         return held
 
 
