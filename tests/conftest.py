@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -116,3 +117,13 @@ def stayrtr(tmp_path):
     yield start
     for s in reversed(started):
         s.stop()
+
+
+def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run ``rov-router ARGS`` (this checkout's package) and capture its text output."""
+    return subprocess.run(
+        [sys.executable, "-m", "rov_router.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

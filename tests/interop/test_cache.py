@@ -21,7 +21,7 @@ from rov_router.rpki.vrp import VRP, load_vrp_file
 from rov_router.rtr import pdu as P
 from rov_router.rtr.cache import CacheState
 from rov_router.rtr.server import RTRServer
-from tests.conftest import DATA, need_tool
+from tests.conftest import DATA, need_tool, run_cli
 
 pytestmark = pytest.mark.interop
 
@@ -118,22 +118,15 @@ def test_our_client_gets_exactly_the_file(cache_proc, tmp_path, version):
     mixed_file(f)
     cache = cache_proc(f)
     out = tmp_path / "out.json"
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rov_router.cli",
-            "rtr",
-            "--cache",
-            f"127.0.0.1:{cache.port}",
-            "--version",
-            str(version),
-            "--once",
-            "--export",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
+    r = run_cli(
+        "rtr",
+        "--cache",
+        f"127.0.0.1:{cache.port}",
+        "--version",
+        str(version),
+        "--once",
+        "--export",
+        str(out),
         timeout=60,
     )
     assert r.returncode == 0, r.stderr
@@ -279,21 +272,7 @@ def test_broken_file_keeps_last_good_set_and_names_the_problem(cache_proc, tmp_p
     ev = cache.wait_for(r"roas\[3\]")
     assert ev["level"] == "error" and str(f) in ev["message"] and "maxLength 99" in ev["message"]
     assert "still serving serial 0" in ev["message"]
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rov_router.cli",
-            "rtr",
-            "--cache",
-            f"127.0.0.1:{cache.port}",
-            "--once",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    r = run_cli("rtr", "--cache", f"127.0.0.1:{cache.port}", "--once", "--json", timeout=60)
     (syn,) = [json.loads(x) for x in r.stdout.splitlines() if '"synced"' in x]
     assert syn["vrps"] == 55 and syn["serial"] == 0
 

@@ -8,16 +8,13 @@ import sys
 
 import pytest
 
+from tests.conftest import run_cli
+
 pytestmark = pytest.mark.interop
 
 
 def test_demo_runs_over_rtr_and_explains_each_verdict():
-    r = subprocess.run(
-        [sys.executable, "-m", "rov_router.cli", "demo", "--table", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    r = run_cli("demo", "--table", "--json", timeout=60)
     assert r.returncode == 0, r.stderr
     rows = {(x["prefix"], x["origin"]): x for x in map(json.loads, r.stdout.splitlines())}
     states = [x["state"] for x in rows.values()]
@@ -46,12 +43,7 @@ def test_demo_table_in_a_terminal():
 
 
 def test_demo_default_is_the_origin_hijack_lab_without_a_terminal():
-    r = subprocess.run(
-        [sys.executable, "-m", "rov_router.cli", "demo", "--check"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r = run_cli("demo", "--check", timeout=120)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "step 2/3: The hijacker announces the same prefix as its own" in r.stdout
     assert "ok: 192.0.2.0/24 from AS64666 is invalid and dropped" in r.stdout

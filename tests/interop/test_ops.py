@@ -4,25 +4,19 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import urllib.request
 
 import pytest
 
 from rov_router.procs import free_port
+from tests.conftest import run_cli
 from tests.interop.test_router import ROUTER, Lab
 
 pytestmark = pytest.mark.interop
 
 
 def show(sock, *args) -> dict:
-    r = subprocess.run(
-        [sys.executable, "-m", "rov_router.cli", "show", *args, "--socket", str(sock), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    r = run_cli("show", *args, "--socket", str(sock), "--json", timeout=30)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
 
@@ -60,11 +54,7 @@ def test_show_commands_and_metrics(tmp_path):
             "10.0.0.0/8-16 AS64500",
             "10.1.0.0/16-24 AS64501",
         ]
-        text = subprocess.run(
-            [sys.executable, "-m", "rov_router.cli", "show", "routes", "--socket", str(sock)],
-            capture_output=True,
-            text=True,
-        ).stdout
+        text = run_cli("show", "routes", "--socket", str(sock)).stdout
         assert "198.51.100.0/24" in text and "origin AS64499 does not match" in text
 
         body = (
@@ -90,18 +80,5 @@ def test_show_commands_and_metrics(tmp_path):
 
 
 def test_show_without_a_router_says_so(tmp_path):
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rov_router.cli",
-            "show",
-            "rtr",
-            "--socket",
-            str(tmp_path / "none.sock"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    r = run_cli("show", "rtr", "--socket", str(tmp_path / "none.sock"), timeout=30)
     assert r.returncode == 2 and "no router answers on" in r.stderr

@@ -4,12 +4,10 @@ router (here: the YouTube 2008 records of RouteViews peer AS3277)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, run_cli
 from tests.interop.test_router import Lab
 
 pytestmark = pytest.mark.interop
@@ -44,24 +42,17 @@ def test_replay_mrt_into_a_running_router(tmp_path):
     lab = Lab(tmp_path, router=ROUTER, vrps_text=json.dumps(VRPS))
     try:
         mrt = REPO / "topologies" / "data" / "youtube-pakistan-2008-as3277.mrt.gz"
-        r = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "rov_router.cli",
-                "replay",
-                str(mrt),
-                "--router",
-                f"127.0.0.1:{lab.port}",
-                "--local-address",
-                "127.0.0.2",
-                "--speed",
-                "0",
-                "--hold",
-                "1",
-            ],
-            capture_output=True,
-            text=True,
+        r = run_cli(
+            "replay",
+            str(mrt),
+            "--router",
+            f"127.0.0.1:{lab.port}",
+            "--local-address",
+            "127.0.0.2",
+            "--speed",
+            "0",
+            "--hold",
+            "1",
             timeout=120,
         )
         assert r.returncode == 0, r.stderr

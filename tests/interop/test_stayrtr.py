@@ -6,8 +6,6 @@ import asyncio
 import json
 import lzma
 import random
-import subprocess
-import sys
 import time
 
 import pytest
@@ -16,7 +14,7 @@ from rov_router.rpki.store import VRPStore
 from rov_router.rpki.vrp import VRP, load_vrp_file
 from rov_router.rtr import session as S
 from rov_router.rtr.client import Applied, RTRClient, replay
-from tests.conftest import DATA, need_shared
+from tests.conftest import DATA, need_shared, run_cli
 
 pytestmark = pytest.mark.interop
 
@@ -140,27 +138,20 @@ def test_cli_once_export_dump_and_replay(stayrtr, tmp_path):
     export = tmp_path / "out.json"
     dump = tmp_path / "rtr.dump"
     datadir = tmp_path / "data"
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rov_router.cli",
-            "rtr",
-            "--cache",
-            f"127.0.0.1:{cache.port}",
-            "--max-version",
-            "1",
-            "--once",
-            "--json",
-            "--export",
-            str(export),
-            "--dump",
-            str(dump),
-            "--data-dir",
-            str(datadir),
-        ],
-        capture_output=True,
-        text=True,
+    r = run_cli(
+        "rtr",
+        "--cache",
+        f"127.0.0.1:{cache.port}",
+        "--max-version",
+        "1",
+        "--once",
+        "--json",
+        "--export",
+        str(export),
+        "--dump",
+        str(dump),
+        "--data-dir",
+        str(datadir),
         timeout=60,
     )
     assert r.returncode == 0, r.stderr
@@ -176,22 +167,7 @@ def test_cli_once_export_dump_and_replay(stayrtr, tmp_path):
     res = replay(dump, store, max_version=1)
     assert res.connections == 1 and res.sent_mismatches == 0
     assert set(store.iter_vrps()) == file_set(SMALL)
-    r2 = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rov_router.cli",
-            "rtr",
-            "replay",
-            str(dump),
-            "--max-version",
-            "1",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    r2 = run_cli("rtr", "replay", str(dump), "--max-version", "1", "--json", timeout=60)
     assert r2.returncode == 0, r2.stderr
     assert json.loads(r2.stdout.splitlines()[-1])["vrps"] == 37
 
@@ -215,21 +191,14 @@ def test_prepdev_full_sync_then_incremental(stayrtr, tmp_path):
     assert len(expected) == 424_223
     # the CLI: --once exits after the first End of Data and exports the table
     export = tmp_path / "export.json"
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rov_router.cli",
-            "rtr",
-            "--cache",
-            f"127.0.0.1:{cache.port}",
-            "--once",
-            "--json",
-            "--export",
-            str(export),
-        ],
-        capture_output=True,
-        text=True,
+    r = run_cli(
+        "rtr",
+        "--cache",
+        f"127.0.0.1:{cache.port}",
+        "--once",
+        "--json",
+        "--export",
+        str(export),
         timeout=300,
     )
     assert r.returncode == 0, r.stderr

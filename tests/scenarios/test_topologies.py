@@ -14,7 +14,7 @@ import pytest
 
 from rov_router.lab.runner import Lab
 from rov_router.lab.scenario import ScenarioError, load_scenario
-from tests.conftest import REPO, need_tool
+from tests.conftest import REPO, need_tool, run_cli
 
 pytestmark = pytest.mark.interop
 TOPOLOGIES = sorted((REPO / "topologies").glob("*.toml"))
@@ -57,23 +57,7 @@ def test_wrong_expectation_fails_naming_step_and_reason(tmp_path):
     assert '"valid", accepted = false' in text
     f = tmp_path / "wrong.toml"
     f.write_text(text)
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rov_router.cli",
-            "lab",
-            str(f),
-            "--check",
-            "--speed",
-            "4",
-            "--timeout",
-            "3",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r = run_cli("lab", str(f), "--check", "--speed", "4", "--timeout", "3", timeout=120)
     assert r.returncode == 1
     assert (
         "FAILED at step 2 'The hijacker announces the same prefix as its own': verdict is "
