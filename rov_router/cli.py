@@ -360,6 +360,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--check", action="store_true", help="headless, exit 1 on a failed outcome")
     d.add_argument("--speed", type=float, default=None, help="timeline speed (0.5 in a terminal)")
     d.add_argument("--json", action="store_true")
+
+    from .analysis.command import add_parser as add_analyze_parser
+
+    add_analyze_parser(sub, common)
     return p
 
 
@@ -386,6 +390,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_replay_mrt(args)
         if args.command == "show":
             return cmd_show(args)
+        if args.command == "analyze":
+            from .analysis.command import run as cmd_analyze
+
+            return cmd_analyze(args)
     except (CLIError, VRPFileError, DumpError) as e:
         print(f"rov-router: error: {e}", file=sys.stderr)
         return 2

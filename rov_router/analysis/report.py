@@ -329,7 +329,9 @@ def ok_trie(table: Table, states: list[OriginState]) -> dict[int, pytricia.PyTri
     return tries
 
 
-def find_cover(tries: dict[int, pytricia.PyTricia], addr: bytes, plen: int) -> tuple[str, int] | None:
+def find_cover(
+    tries: dict[int, pytricia.PyTricia], addr: bytes, plen: int
+) -> tuple[str, int] | None:
     t = tries[len(addr)]
     key = (addr, plen)
     j = t.get(key)
@@ -345,9 +347,7 @@ def analyze(store: VRPStore, table: Table, *, aspa: bool = True) -> Report:
     addrs, plens, origins = table.addrs, table.plens, table.origins
     with no_gc():
         ck = {4: make_checker(store, 4), 16: make_checker(store, 6)}
-        states = [
-            ck[len(a)](a, p, o) for a, p, o in zip(addrs, plens, origins, strict=True)
-        ]
+        states = [ck[len(a)](a, p, o) for a, p, o in zip(addrs, plens, origins, strict=True)]
         invalid = [i for i, s in enumerate(states) if s is INVALID]
         covering: dict[int, list[PackedVRP]] = {}
         cats: dict[int, str] = {}
