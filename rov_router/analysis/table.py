@@ -107,7 +107,7 @@ def _open_text(path: str) -> io.TextIOBase:
         return bz2.open(path, "rt", encoding="utf-8", errors="replace")  # type: ignore[return-value]
     if path.endswith(".xz"):
         return lzma.open(path, "rt", encoding="utf-8", errors="replace")  # type: ignore[return-value]
-    return open(path, encoding="utf-8", errors="replace")  # noqa: SIM115
+    return open(path, encoding="utf-8", errors="replace")
 
 
 def _head(path: str, n: int = 16) -> bytes:

@@ -296,10 +296,7 @@ def _covers_after(report: Report, res: WhatIfResult, after: dict[int, OriginStat
         while key is not None:
             ka, kp = parse_prefix(key)
             if kp < p:
-                if (ka, kp) in touched:
-                    j = first_ok(ka, kp, i)
-                else:
-                    j = t[key]
+                j = first_ok(ka, kp, i) if (ka, kp) in touched else t[key]
                 if j is not None:
                     best = (kp, j)
                     break
