@@ -83,9 +83,11 @@ def _hostport(text: str) -> tuple[str, int]:
 
 
 def run(args) -> int:
+    from ..cli import CLIError
+
     try:
         return _run(args)
-    except (TableError, WhatIfError, VRPFileError) as e:
+    except (TableError, WhatIfError, VRPFileError, CLIError) as e:
         print(f"rov-router: error: {e}", file=sys.stderr)
         return 2
 

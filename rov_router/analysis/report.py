@@ -239,6 +239,8 @@ class Report:
     covering: dict[int, list[PackedVRP]]
     cover: dict[int, tuple[str, int] | None]
     aspa: ASPASummary | None = None
+    #: the store the report was computed from (reasons of valid routes are looked up there)
+    store: VRPStore | None = None
     _index: PrefixIndex | None = None
     _ok_trie: dict[int, pytricia.PyTricia] | None = None
 
@@ -261,9 +263,10 @@ class Report:
 
     def verdict(self, i: int) -> Verdict:
         t = self.table
-        return verdict_of(
-            t.prefix(i), t.plens[i], t.origins[i], self.covering.get(i, []), self.states[i]
-        )
+        cov = self.covering.get(i)
+        if cov is None and self.store is not None and self.states[i] is VALID:
+            cov = covering_vrps(self.store, t.addrs[i], t.plens[i])
+        return verdict_of(t.prefix(i), t.plens[i], t.origins[i], cov or [], self.states[i])
 
     def top_origins(self, n: int = 10) -> list[dict]:
         per: dict[int | None, Counter] = {}
@@ -366,6 +369,7 @@ def analyze(store: VRPStore, table: Table, *, aspa: bool = True) -> Report:
         categories=cats,
         covering=covering,
         cover=cover,
+        store=store,
         _ok_trie=tries,
     )
     if aspa and table.paths is not None:

@@ -210,7 +210,7 @@ def what_if(store: VRPStore, report: Report, change: Change) -> WhatIfResult:
     res = WhatIfResult(change)
     table = report.table
     addrs, plens, origins = table.addrs, table.plens, table.origins
-    prefixes = {(v.addr, v.plen) for v in change.add ^ change.remove}
+    prefixes = {(v.addr, v.plen) for v in change.add | change.remove}
     affected: set[int] = set()
     if prefixes:
         idx = report.index()
