@@ -330,7 +330,6 @@ def print_text(
 
 
 def _print_whatif(con, report: Report, w: WhatIfResult, limit: int) -> None:
-    from rich.table import Table as RTable
 
     t = report.table
     con.print("[bold]What-if[/bold]: " + "; ".join(w.change.describe()))
@@ -348,35 +347,23 @@ def _print_whatif(con, report: Report, w: WhatIfResult, limit: int) -> None:
             f"{rc['re-admitted']} re-admitted (router not changed)"
         )
     if w.routes:
-        wt = RTable(title="Routes that change")
-        for c in ("prefix", "origin", "before -> after", "why (after)", "cover after"):
-            wt.add_column(c)
-        if t.peers is not None:
-            wt.add_column("peer")
-        if t.router_accepted is not None:
-            wt.add_column("router")
+        con.print("[bold]Routes that change[/bold] (before -> after: why, after the change)")
         for c in w.routes[:limit]:
             i = c.index
-            cov = ""
+            peer = f" from {t.peers[i]}" if t.peers is not None and t.peers[i] else ""
+            router = f"  [router: would be {c.router}]" if c.router else ""
+            con.print(
+                f"  {t.prefix(i)} {_origin(t.origins[i])}{peer}: {c.before} -> {c.after}{router}",
+                highlight=False,
+            )
+            con.print(f"      {c.after_verdict.reason}", highlight=False)
             if c.after_verdict.state.value == "invalid":
                 cov = (
-                    f"{c.cover_after[0]} {t.prefix(c.cover_after[1])}"
+                    f"{c.cover_after[0]} {t.prefix(c.cover_after[1])} still carries the traffic"
                     if c.cover_after
-                    else "none (unreachable)"
+                    else "no covering route: unreachable if dropped"
                 )
-            row = [
-                t.prefix(i),
-                _origin(t.origins[i]),
-                f"{c.before} -> {c.after}",
-                c.after_verdict.reason,
-                cov,
-            ]
-            if t.peers is not None:
-                row.append(t.peers[i])
-            if t.router_accepted is not None:
-                row.append(c.router or "")
-            wt.add_row(*row)
-        con.print(wt)
+                con.print(f"      {cov}", highlight=False)
         if len(w.routes) > limit:
             con.print(f"  ... {len(w.routes) - limit} more (--limit, or --json / --csv for all)")
     if w.change.aspa:

@@ -116,3 +116,31 @@ def test_analyze_full_caida_table_matches_rpki_rov(stayrtr, tmp_path):
             wrong.append((table.prefix(i), table.origins[i], rep.cover[i], ref))
     assert checked == len(rep.invalid) > 60_000
     assert not wrong, wrong[:20]
+
+
+def test_analyze_cli_with_cache_small_routes(stayrtr):
+    """``analyze --cache`` syncs from a real StayRTR and its states equal the verdicts BIRD 2,
+    RTRlib and GoBGP agreed on for the 80 small routes."""
+    from tests.conftest import DATA, run_cli
+
+    cache = stayrtr(DATA / "small_vrps.json")
+    routes = DATA / "small_routes.txt"
+    r = run_cli("analyze", str(routes), "--cache", f"127.0.0.1:{cache.port}", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["vrps"] == 37
+    expected = [
+        line.split()[2]
+        for line in routes.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert doc["table"]["routes"] == len(expected) == 80
+    counts = {s: expected.count(s) for s in ("valid", "invalid", "not-found")}
+    assert doc["states"] == counts
+    assert sum(doc["invalid_categories"].values()) == counts["invalid"]
+    invalid = [
+        line.split()[:2]
+        for line in routes.read_text().splitlines()
+        if line.strip() and not line.startswith("#") and line.split()[2] == "invalid"
+    ]
+    assert [[x["prefix"], str(x["origin"])] for x in doc["invalid_routes"]] == invalid
