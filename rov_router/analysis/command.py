@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+
+import orjson
 
 from ..rpki.vrp import VRPFileError, parse_asn, parse_prefix
 from .table import TableError, read_router, read_table
@@ -96,7 +97,7 @@ def _run(args) -> int:
     from ..cli import CLIError, _load_store
     from .audit import audit
     from .output import print_text, to_csv, to_html, to_json
-    from .report import analyze
+    from .report import analyze, no_gc
     from .whatif import what_if
 
     if args.router == bool(args.table):
@@ -126,7 +127,8 @@ def _run(args) -> int:
         table = read_router(Path(args.socket) if args.socket else default_socket())
     else:
         table = read_table(args.table, args.table_format)
-    store = _load_store(args)
+    with no_gc():  # one big allocation burst; collections in it find nothing to free
+        store = _load_store(args)
     for s in slurms:
         slurm_change(store, s, change)
     report = analyze(store, table)
@@ -148,7 +150,9 @@ def _run(args) -> int:
         except OSError as e:
             raise CLIError(f"cannot write {args.html}: {e}") from None
     if args.json:
-        sys.stdout.write(json.dumps(to_json(report, wres, ares, top=args.top), indent=1) + "\n")
+        doc = to_json(report, wres, ares, top=args.top)
+        sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+        sys.stdout.flush()
     elif args.csv:
         sys.stdout.write(to_csv(report, wres, ares))
     else:

@@ -273,7 +273,12 @@ def print_text(
     t = report.table
     n = len(t) or 1
     counts = report.counts()
-    st = RTable(title=f"ROV on {t.source} ({len(t)} routes, {report.vrps} VRPs)")
+    con.print(
+        f"[bold]ROV on {t.source}[/bold]: {len(t)} routes, {report.vrps} VRPs, "
+        f"{report.aspas} ASPA records",
+        highlight=False,
+    )
+    st = RTable()
     st.add_column("state")
     st.add_column("routes", justify="right")
     st.add_column("share", justify="right")
