@@ -17,6 +17,11 @@ from .report import CATEGORIES, LESS_SPECIFIC, SAME_PREFIX, Report
 from .whatif import WhatIfResult
 
 
+def say(con, text: str) -> None:
+    """Print data as it is: no rich markup (an ASPA label like ``[...]`` is not a style)."""
+    con.print(text, markup=False, highlight=False)
+
+
 def _origin(o: int | None) -> str:
     return "NONE" if o is None else f"AS{o}"
 
@@ -335,21 +340,22 @@ def print_text(
 
 
 def _print_whatif(con, report: Report, w: WhatIfResult, limit: int) -> None:
-
     t = report.table
-    con.print("[bold]What-if[/bold]: " + "; ".join(w.change.describe()))
+    con.print("[bold]What-if[/bold]: ", end="")
+    say(con, "; ".join(w.change.describe()))
     for note in w.change.notes:
-        con.print(f"  note: {note}")
+        say(con, f"  note: {note}")
     con.print(
         f"  revalidated {w.revalidated} routes covered by the change; {len(w.routes)} change state"
     )
     for k, v in w.transitions().items():
-        con.print(f"    {v:>8}  {k}")
+        say(con, f"    {v:>8}  {k}")
     if t.router_accepted is not None:
         rc = w.router_counts()
-        con.print(
+        say(
+            con,
             f"  on the running router: {rc['dropped']} would be dropped, "
-            f"{rc['re-admitted']} re-admitted (router not changed)"
+            f"{rc['re-admitted']} re-admitted (router not changed)",
         )
     if w.routes:
         con.print("[bold]Routes that change[/bold] (before -> after: why, after the change)")
@@ -357,29 +363,30 @@ def _print_whatif(con, report: Report, w: WhatIfResult, limit: int) -> None:
             i = c.index
             peer = f" from {t.peers[i]}" if t.peers is not None and t.peers[i] else ""
             router = f"  [router: would be {c.router}]" if c.router else ""
-            con.print(
+            say(
+                con,
                 f"  {t.prefix(i)} {_origin(t.origins[i])}{peer}: {c.before} -> {c.after}{router}",
-                highlight=False,
             )
-            con.print(f"      {c.after_verdict.reason}", highlight=False)
+            say(con, f"      {c.after_verdict.reason}")
             if c.after_verdict.state.value == "invalid":
                 cov = (
                     f"{c.cover_after[0]} {t.prefix(c.cover_after[1])} still carries the traffic"
                     if c.cover_after
                     else "no covering route: unreachable if dropped"
                 )
-                con.print(f"      {cov}", highlight=False)
+                say(con, f"      {cov}")
         if len(w.routes) > limit:
-            con.print(f"  ... {len(w.routes) - limit} more (--limit, or --json / --csv for all)")
+            say(con, f"  ... {len(w.routes) - limit} more (--limit, or --json / --csv for all)")
     if w.change.aspa:
         con.print(
             f"  ASPA: revalidated {w.aspa_revalidated} paths through the changed ASes; "
             f"{len(w.aspa)} state changes"
         )
         for a in w.aspa[:limit]:
-            con.print(
+            say(
+                con,
                 f"    {t.prefix(a.index)} path {' '.join(map(str, t.paths[a.index]))}  "  # type: ignore[index]
-                f"[{a.assumption}] {a.before} -> {a.after}"
+                f"[{a.assumption}] {a.before} -> {a.after}",
             )
 
 
@@ -395,19 +402,19 @@ def _print_audit(con, report: Report, a: AuditResult, limit: int) -> None:
         rt.add_row(str(r.vrp), ", ".join(r.labels), r.explain(report))
     con.print(rt)
     if len(a.roas) > limit:
-        con.print(f"  ... {len(a.roas) - limit} more ROAs (--limit, or --json)")
+        say(con, f"  ... {len(a.roas) - limit} more ROAs (--limit, or --json)")
     t = report.table
     if a.routes:
         con.print("The holder's routes:")
         for i in a.routes[:limit]:
-            con.print(f"  {t.prefix(i):<22} {_origin(t.origins[i]):<10} {_state_label(report, i)}")
+            say(con, f"  {t.prefix(i):<22} {_origin(t.origins[i]):<10} {_state_label(report, i)}")
     if a.foreign:
-        con.print(f"Routes in the holder's space from other origins ({len(a.foreign)}):")
+        say(con, f"Routes in the holder's space from other origins ({len(a.foreign)}):")
         for i in a.foreign[:limit]:
-            con.print(f"  {t.prefix(i):<22} {_origin(t.origins[i]):<10} {_state_label(report, i)}")
+            say(con, f"  {t.prefix(i):<22} {_origin(t.origins[i]):<10} {_state_label(report, i)}")
     con.print("Suggested ROAs (make every one of the holder's routes valid, allow nothing else):")
     for v in a.suggestions:
-        con.print(f"  {v}")
+        say(con, f"  {v}")
 
 
 # ---- HTML ----------------------------------------------------------------------------------

@@ -457,3 +457,23 @@ def test_random_large_table_cover_sample():
     assert len(rep.invalid) > 100
     for i in rep.invalid:
         assert rep.cover[i] == brute_force_cover(table, rep.states, i)
+
+
+def test_terminal_text_keeps_bracketed_data():
+    """Data such as the ASPA assumption label in brackets is printed as it is, not taken as
+    rich markup (which would silently swallow it)."""
+    from rich.console import Console
+
+    from rov_router.analysis.output import print_text
+
+    t = read_table(YOUTUBE_MRT)
+    store = store_of("208.65.152.0/22 AS36561", aspas={36561: (3549,)})
+    rep = analyze(store, t)
+    w = what_if(store, rep, Change(aspa={36561: (3549, 25462)}))
+    con = Console(record=True, width=200)
+    print_text(rep, w, audit(store, rep, {36561}), console=con)
+    text = con.export_text()
+    assert "[from customer / peer (upstream)] invalid -> unknown" in text
+    assert "set ASPA AS36561 -> AS3549, AS25462" in text
+    assert "SEEN" not in text.split("ROA audit")[0]
+    assert "208.65.152.0/22-22 AS36561" in text and "UNSEEN, DISALLOWING" in text
