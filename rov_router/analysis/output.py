@@ -115,6 +115,8 @@ def whatif_json(report: Report, w: WhatIfResult) -> dict[str, Any]:
     for a in w.aspa:
         d = _route_json(report, a.index)
         d.update({"assumption": a.assumption, "before": a.before, "after": a.after})
+        if a.router:
+            d["router"] = a.router
         aspa.append(d)
     doc: dict[str, Any] = {
         "change": w.change.describe(),
@@ -386,7 +388,8 @@ def _print_whatif(con, report: Report, w: WhatIfResult, limit: int) -> None:
             say(
                 con,
                 f"    {t.prefix(a.index)} path {' '.join(map(str, t.paths[a.index]))}  "  # type: ignore[index]
-                f"[{a.assumption}] {a.before} -> {a.after}",
+                f"[{a.assumption}] {a.before} -> {a.after}"
+                + (f"  [router: would be {a.router}]" if a.router else ""),
             )
 
 

@@ -173,19 +173,27 @@ class ASPASummary:
         }
 
 
-def aspa_algorithms(table: Table) -> list[tuple[str, str | None, Callable[[int], str | None]]]:
-    """(label, algorithm, per-route override) for the ASPA section of a table."""
-    out: list[tuple[str, str | None, Callable[[int], str | None]]] = [
-        (label, alg, lambda _i, _a=alg: _a) for label, alg in ASPA_ASSUMPTIONS
+#: the label of the ASPA column computed with each neighbor's configured role (routers only)
+ACTUAL_ROLE = "neighbor's configured role"
+
+Pick = Callable[[int], "tuple[str, int | None] | None"]
+
+
+def aspa_algorithms(table: Table) -> list[tuple[str, Pick]]:
+    """(label, route -> (algorithm, neighbor AS) or None) for the ASPA section of a table."""
+    out: list[tuple[str, Pick]] = [
+        (label, lambda _i, _a=alg: (_a, None)) for label, alg in ASPA_ASSUMPTIONS
     ]
     if table.kind == "router" and table.peers is not None:
-        roles = {a: n.get("role") for a, n in table.neighbors.items()}
+        nbs = table.neighbors
         peers = table.peers
 
-        def actual(i: int) -> str | None:
-            return ALGORITHM.get(roles.get(peers[i]) or "")
+        def actual(i: int) -> tuple[str, int | None] | None:
+            nb = nbs.get(peers[i]) or {}
+            alg = ALGORITHM.get(nb.get("role") or "")
+            return None if alg is None else (alg, nb.get("asn"))
 
-        out.append(("neighbor's configured role", None, actual))
+        out.append((ACTUAL_ROLE, actual))
     return out
 
 
@@ -195,27 +203,30 @@ def aspa_states(
     routes: list[int] | None = None,
     reasons: dict[tuple[str, int], str] | None = None,
 ) -> dict[str, list[str]]:
-    """ASPA state per assumption for ``routes`` (all when None), cached per distinct path."""
+    """ASPA state per assumption for ``routes`` (all when None), cached per distinct path.
+    An empty string: no algorithm applies (a neighbor role without one, a local route)."""
     assert table.paths is not None and table.as_sets is not None
     idx = range(len(table)) if routes is None else routes
     out: dict[str, list[str]] = {}
     cache: dict[tuple, tuple[str, str]] = {}
-    for label, _alg, pick in aspa_algorithms(table):
+    for label, pick in aspa_algorithms(table):
         col: list[str] = []
         for i in idx:
-            alg = pick(i)
-            if alg is None:
+            how = pick(i)
+            if how is None:
                 col.append("")
                 continue
             path = table.paths[i]
             sets = table.as_sets[i]
-            ck = (alg, path, sets)
+            ck = (how, path, sets)
             hit = cache.get(ck)
             if hit is None:
                 if not path and not sets:  # a route of the router itself: nothing to verify
                     hit = ("", "")
                 else:
-                    r = verify(path, providers, algorithm=alg, as_set=sets or None)
+                    r = verify(
+                        path, providers, algorithm=how[0], neighbor_as=how[1], as_set=sets or None
+                    )
                     hit = (r.state.value, r.reason)
                 cache[ck] = hit
             col.append(hit[0])

@@ -59,6 +59,8 @@ class Table:
     router_states: list[str] | None = None
     router_accepted: list[bool] | None = None
     router_actions: list[str] | None = None
+    #: the router's ASPA state of each route (None: no ASPA algorithm for the neighbor's role)
+    router_aspa: list[str | None] | None = None
     #: neighbor address -> {"role": ..., "policy": ..., "aspa_policy": ..., "asn": ...}
     neighbors: dict[str, dict] = field(default_factory=dict)
     lines: int = 0
@@ -277,6 +279,7 @@ def read_router(socket_path: Path, timeout: float = 120.0) -> Table:
         router_states=[],
         router_accepted=[],
         router_actions=[],
+        router_aspa=[],
     )
     t.neighbors = {
         n["address"]: {
@@ -298,5 +301,6 @@ def read_router(socket_path: Path, timeout: float = 120.0) -> Table:
         t.router_states.append(r.get("state", ""))  # type: ignore[union-attr]
         t.router_accepted.append(bool(r.get("accepted")))  # type: ignore[union-attr]
         t.router_actions.append(r.get("action", ""))  # type: ignore[union-attr]
+        t.router_aspa.append(r.get("aspa") or None)  # type: ignore[union-attr]
     t.lines = len(t)
     return t

@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 
 import pytricia
 
-from ..policy import decide
+from ..policy import decide, decide_aspa
 from ..rpki.slurm import Slurm
 from ..rpki.store import Update, UpdateError, VRPStore
 from ..rpki.validate import INVALID, OriginState, Verdict, make_checker
 from ..rpki.vrp import VRP, VRPBatch, parse_asn, parse_prefix
 from .report import (
+    ACTUAL_ROLE,
     LESS_SPECIFIC,
     SAME_PREFIX,
     Report,
@@ -30,6 +31,7 @@ from .report import (
     no_gc,
     verdict_of,
 )
+from .table import Table
 
 WHAT_IF_SOURCE = "what-if"
 
@@ -141,6 +143,8 @@ class ASPAChange:
     assumption: str
     before: str
     after: str
+    #: for a running router's route (its neighbor's real role): "dropped" / "re-admitted"
+    router: str | None = None
 
 
 @dataclass
@@ -159,10 +163,12 @@ class WhatIfResult:
         return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
     def router_counts(self) -> dict[str, int]:
+        """Routes a running router would drop / re-admit (ROV and ASPA changes together)."""
+        effect = {c.index: c.router for c in self.routes if c.router}
+        effect.update({a.index: a.router for a in self.aspa if a.router})
         out = {"dropped": 0, "re-admitted": 0}
-        for c in self.routes:
-            if c.router:
-                out[c.router] += 1
+        for e in effect.values():
+            out[e] += 1
         return out
 
 
@@ -250,11 +256,12 @@ def what_if(store: VRPStore, report: Report, change: Change) -> WhatIfResult:
         av = verdict_of(prefix, plens[i], origins[i], cov, s)
         res.routes.append(RouteChange(i, _label(states[i], report.categories.get(i)), now, bv, av))
     _covers_after(report, res, after)
-    _router_effect(report, res)
     if change.aspa and table.paths is not None:
         _aspa_what_if(store, report, change, res)
     elif change.aspa:
         change.notes.append("the table has no AS paths: ASPA changes cannot be evaluated")
+    aspa_after = {a.index: a.after for a in res.aspa if a.assumption == ACTUAL_ROLE}
+    _router_effect(report, res, aspa_after)
     return res
 
 
@@ -315,23 +322,38 @@ def _covers_after(report: Report, res: WhatIfResult, after: dict[int, OriginStat
         c.cover_after = (LESS_SPECIFIC, best[1]) if best else None
 
 
-def _router_effect(report: Report, res: WhatIfResult) -> None:
+def router_accepts(t: Table, i: int, rov: str, aspa: str | None) -> bool | None:
+    """Whether the router would accept route ``i`` with these states, under its neighbor's
+    ROV and ASPA policies (the router's own decision functions); None: unknown policy."""
+    nb = t.neighbors.get(t.peers[i] if t.peers is not None else "", {})
+    try:
+        d = decide(nb.get("policy") or "drop-invalid", rov)
+        d, _ = decide_aspa(d, aspa or None, nb.get("aspa_policy") or "drop", local_as=0)
+    except ValueError:
+        return None
+    return d.accepted
+
+
+def _effect(t: Table, i: int, rov: str, aspa: str | None) -> str | None:
+    now = router_accepts(t, i, rov, aspa)
+    was = t.router_accepted[i]  # type: ignore[index]
+    if now is None or now == was:
+        return None
+    return "re-admitted" if now else "dropped"
+
+
+def _router_effect(report: Report, res: WhatIfResult, aspa_after: dict[int, str]) -> None:
     t = report.table
-    if t.router_accepted is None or t.peers is None:
+    if t.router_accepted is None or t.router_aspa is None:
         return
+    rov_after = {c.index: c.after_verdict.state.value for c in res.routes}
     for c in res.routes:
         i = c.index
-        nb = t.neighbors.get(t.peers[i], {})
-        policy = nb.get("policy") or "drop-invalid"
-        try:
-            now = decide(policy, c.after_verdict.state.value).accepted
-        except ValueError:
-            continue
-        was = t.router_accepted[i]
-        if was and not now:
-            c.router = "dropped"
-        elif not was and now and "leak" not in (t.router_actions or [""] * len(t))[i]:
-            c.router = "re-admitted"
+        c.router = _effect(t, i, rov_after[i], aspa_after.get(i, t.router_aspa[i]))
+    for a in res.aspa:
+        if a.assumption == ACTUAL_ROLE:
+            i = a.index
+            a.router = _effect(t, i, rov_after.get(i, str(report.states[i])), a.after)
 
 
 def _aspa_what_if(store: VRPStore, report: Report, change: Change, res: WhatIfResult) -> None:
@@ -358,4 +380,4 @@ def _aspa_what_if(store: VRPStore, report: Report, change: Change, res: WhatIfRe
         old = report.aspa.states[label]
         for i, s in zip(routes, col, strict=True):
             if s != old[i]:
-                res.aspa.append(ASPAChange(i, label, old[i] or "n/a", s or "n/a"))
+                res.aspa.append(ASPAChange(i, label, old[i], s))
