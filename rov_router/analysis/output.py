@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from .audit import AuditResult
-from .report import CATEGORIES, LESS_SPECIFIC, SAME_PREFIX, Report
+from .report import CATEGORIES, LESS_SPECIFIC, SAME_PREFIX, Report, no_gc
 from .whatif import WhatIfResult
 
 
@@ -72,12 +72,13 @@ def to_json(
         doc["aspa"] = {"customers": report.aspa.customers, "assumptions": report.aspa.counts()}
     if routes:
         out = []
-        for i in report.invalid:
-            d = _route_json(report, i)
-            d["category"] = report.categories[i]
-            d["reason"] = report.verdict(i).reason
-            d["cover"] = _cover_json(report, report.cover[i])
-            out.append(d)
+        with no_gc():
+            for i in report.invalid:
+                d = _route_json(report, i)
+                d["category"] = report.categories[i]
+                d["reason"] = report.verdict(i).reason
+                d["cover"] = _cover_json(report, report.cover[i])
+                out.append(d)
         doc["invalid_routes"] = out
     if whatif is not None:
         doc["what_if"] = whatif_json(report, whatif)

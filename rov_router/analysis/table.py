@@ -87,7 +87,10 @@ class Table:
             self.peers.append(peer or "")
 
     def prefix(self, i: int) -> str:
-        return format_prefix(self.addrs[i], self.plens[i])
+        a = self.addrs[i]
+        if len(a) == 4:
+            return f"{socket.inet_ntop(socket.AF_INET, a)}/{self.plens[i]}"
+        return format_prefix(a, self.plens[i])
 
     def has_paths(self) -> bool:
         return self.paths is not None
