@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from .audit import AuditResult
-from .report import CATEGORIES, LESS_SPECIFIC, SAME_PREFIX, Report, no_gc
+from .report import CATEGORIES, DEFAULT_ROUTE, LESS_SPECIFIC, SAME_PREFIX, Report, no_gc
 from .whatif import WhatIfResult
 
 
@@ -303,6 +303,7 @@ def print_text(
     labels = {
         SAME_PREFIX: "covered: same prefix valid / not-found",
         LESS_SPECIFIC: "covered: less specific valid / not-found",
+        DEFAULT_ROUTE: "covered only by a default route (/0)",
         "none": "no cover: unreachable if dropped",
     }
     for k, v in report.cover_counts().items():
@@ -433,6 +434,7 @@ _COLORS = {
     "invalid-as-length": "#6a1b9a",
     SAME_PREFIX: "#2e7d32",
     LESS_SPECIFIC: "#558b2f",
+    DEFAULT_ROUTE: "#f9a825",
     "none": "#c62828",
 }
 
@@ -501,7 +503,8 @@ def to_html(
     body.append(svg_bars(list(report.cover_counts().items())))
     body.append(
         "<p>same-prefix / less-specific: a valid or not-found route covers the invalid one, "
-        "traffic shifts there. none: the space becomes unreachable from this table.</p>"
+        "traffic shifts there. default-route: only a default route (/0) covers it. none: the "
+        "space becomes unreachable from this table.</p>"
     )
     if report.invalid:
         tops = report.top_origins(top)

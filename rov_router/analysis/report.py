@@ -45,6 +45,17 @@ CAT_BOTH = "invalid-as-length"
 CATEGORIES = (CAT_AS, CAT_LENGTH, CAT_BOTH)
 SAME_PREFIX = "same-prefix"
 LESS_SPECIFIC = "less-specific"
+DEFAULT_ROUTE = "default-route"
+COVER_KINDS = (SAME_PREFIX, LESS_SPECIFIC, DEFAULT_ROUTE, "none")
+
+
+def cover_kind(plen: int, cover_plen: int) -> str:
+    """``same-prefix``, ``less-specific``, or ``default-route`` when only a /0 covers it."""
+    if cover_plen == plen:
+        return SAME_PREFIX
+    return DEFAULT_ROUTE if cover_plen == 0 else LESS_SPECIFIC
+
+
 STATES = (VALID, INVALID, NOT_FOUND)
 #: role assumptions for ASPA: (label, verification algorithm)
 ASPA_ASSUMPTIONS = (
@@ -283,7 +294,7 @@ class Report:
 
     def cover_counts(self) -> dict[str, int]:
         c = Counter(x[0] if x else "none" for x in self.cover.values())
-        return {k: c.get(k, 0) for k in (SAME_PREFIX, LESS_SPECIFIC, "none")}
+        return {k: c.get(k, 0) for k in COVER_KINDS}
 
     def index(self) -> PrefixIndex:
         if self._index is None:
@@ -371,7 +382,8 @@ def find_cover(
         return None
     if t.has_key(key):
         return (SAME_PREFIX, j)
-    return (LESS_SPECIFIC, j)
+    k = t.get_key(key)
+    return (cover_kind(plen, int(k[k.rindex("/") + 1 :])), j)
 
 
 def analyze(store: VRPStore, table: Table, *, aspa: bool = True) -> Report:
@@ -429,7 +441,7 @@ def brute_force_cover(table: Table, states: list[OriginState], i: int) -> tuple[
             best = (q, j)
     if best is None:
         return None
-    return (SAME_PREFIX if best[0] == p else LESS_SPECIFIC, best[1])
+    return (cover_kind(p, best[0]), best[1])
 
 
 def prefix_of(table: Table, i: int) -> str:

@@ -22,11 +22,11 @@ from ..rpki.validate import INVALID, OriginState, Verdict, make_checker
 from ..rpki.vrp import VRP, VRPBatch, parse_asn, parse_prefix
 from .report import (
     ACTUAL_ROLE,
-    LESS_SPECIFIC,
     SAME_PREFIX,
     Report,
     aspa_states,
     category,
+    cover_kind,
     covering_vrps,
     no_gc,
     verdict_of,
@@ -319,7 +319,7 @@ def _covers_after(report: Report, res: WhatIfResult, after: dict[int, OriginStat
                         best = (kp, j)
                 break
             key = n.parent(key)
-        c.cover_after = (LESS_SPECIFIC, best[1]) if best else None
+        c.cover_after = (cover_kind(p, best[0]), best[1]) if best else None
 
 
 def router_accepts(t: Table, i: int, rov: str, aspa: str | None) -> bool | None:

@@ -11,7 +11,14 @@ import subprocess
 
 import pytest
 
-from rov_router.analysis.report import CAT_AS, CAT_BOTH, CAT_LENGTH, LESS_SPECIFIC, SAME_PREFIX
+from rov_router.analysis.report import (
+    CAT_AS,
+    CAT_BOTH,
+    CAT_LENGTH,
+    DEFAULT_ROUTE,
+    LESS_SPECIFIC,
+    SAME_PREFIX,
+)
 from rov_router.analysis.report import analyze as analyze_table
 from rov_router.analysis.table import read_table
 from rov_router.rpki.vrp import VRP
@@ -109,7 +116,8 @@ def test_analyze_full_caida_table_matches_rpki_rov(stayrtr, tmp_path):
             qa = (ai >> (32 - q) << (32 - q) if q else 0).to_bytes(4, "big")
             j = ok.get((qa, q))
             if j is not None:
-                ref = (SAME_PREFIX if q == plen else LESS_SPECIFIC, j)
+                kind = SAME_PREFIX if q == plen else (DEFAULT_ROUTE if q == 0 else LESS_SPECIFIC)
+                ref = (kind, j)
                 break
         checked += 1
         if rep.cover[i] != ref:

@@ -24,6 +24,7 @@ from rov_router.analysis.report import (
     CAT_AS,
     CAT_BOTH,
     CAT_LENGTH,
+    DEFAULT_ROUTE,
     LESS_SPECIFIC,
     SAME_PREFIX,
     analyze,
@@ -97,6 +98,16 @@ def test_categories_reasons_and_covers_by_hand():
     assert rep.top_vrps(1)[0]["invalids"] == 5
 
 
+def test_default_route_cover_is_named():
+    store = store_of("10.0.0.0/16 AS1")
+    table = Table.from_routes([("0.0.0.0/0", 5), ("10.0.1.0/24", 1), ("10.0.0.0/16", 2)])
+    rep = analyze(store, table)
+    assert rep.cover[1] == (DEFAULT_ROUTE, 0) and rep.cover[2] == (DEFAULT_ROUTE, 0)
+    assert rep.cover_counts() == {SAME_PREFIX: 0, LESS_SPECIFIC: 0, DEFAULT_ROUTE: 2, "none": 0}
+    res = what_if(store, rep, Change(add={parse_roa("0.0.0.0/0 AS7")}))
+    assert {(c.index, c.after, c.cover_after) for c in res.routes} == {(0, CAT_AS, None)}
+
+
 # small random worlds: prefixes inside 10.0.0.0/16, lengths 16..20, a few ASNs
 def _pfx(draw_int: int, plen: int) -> str:
     base = (10 << 24) | (draw_int << 8)
@@ -109,7 +120,9 @@ vrps_st = st.lists(
     st.tuples(prefixes, st.integers(0, 4), st.integers(0, 3)), min_size=0, max_size=12
 )
 routes_st = st.lists(
-    st.tuples(prefixes, st.one_of(st.none(), st.integers(0, 3))), min_size=1, max_size=40
+    st.tuples(st.one_of(prefixes, st.just("0.0.0.0/0")), st.one_of(st.none(), st.integers(0, 3))),
+    min_size=1,
+    max_size=40,
 )
 
 
