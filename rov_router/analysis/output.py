@@ -311,7 +311,7 @@ def print_text(
     con.print(ct)
     if report.invalid:
         ot = RTable(title=f"Top {top} origin ASes by invalid routes")
-        for c in ("origin", "invalid", *CATEGORIES, "no cover"):
+        for c in ("origin", "invalid", "AS", "length", "AS+length", "no cover"):
             ot.add_column(c, justify="right" if c != "origin" else "left")
         for r in report.top_origins(top):
             ot.add_row(
