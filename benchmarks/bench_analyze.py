@@ -108,7 +108,7 @@ def main() -> int:
         return 0
 
     from rov_router.analysis.output import to_json
-    from rov_router.analysis.report import analyze, no_gc
+    from rov_router.analysis.report import _prefix_text, analyze, no_gc, unpack_vrp
     from rov_router.analysis.table import read_table
     from rov_router.analysis.whatif import Change, what_if
     from rov_router.rpki.store import VRPStore
@@ -128,6 +128,8 @@ def main() -> int:
         return out
 
     for _ in range(reps):
+        unpack_vrp.cache_clear()  # every run starts cold, as one 'analyze' command does
+        _prefix_text.cache_clear()
         with no_gc():  # as 'analyze' loads it: one big allocation burst
             vs = timed("load VRP file", lambda: load_vrp_file(vrp_file, ignore_expires=True))
         store = VRPStore()
