@@ -374,7 +374,8 @@ def _print_whatif(con, report: Report, w: WhatIfResult, limit: int) -> None:
             say(con, f"      {c.after_verdict.reason}")
             if c.after_verdict.state.value == "invalid":
                 cov = (
-                    f"{c.cover_after[0]} {t.prefix(c.cover_after[1])} still carries the traffic"
+                    f"{c.cover_after[0]} {t.prefix(c.cover_after[1])} "
+                    f"{_origin(t.origins[c.cover_after[1]])} still carries the traffic"
                     if c.cover_after
                     else "no covering route: unreachable if dropped"
                 )
