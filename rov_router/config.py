@@ -19,6 +19,11 @@ passive = true                # wait for the neighbor to connect (default for al
 port = 179                    # port to dial when not passive
 local_address = "127.0.0.1"
 next_hop6 = "2001:db8::1"     # IPv6 next hop when announcing IPv6 over an IPv4 session
+next_hop = "self"             # self | keep (the received one, as a route server) | an address
+med = "keep"                  # MED sent to this neighbor: keep | remove | a number
+tag_communities = { valid = "65000:0:0", not-found = "65000:0:1", invalid = "65000:0:2" }
+                              # policy "tag" towards eBGP neighbors ("A:B" or "A:B:C"); iBGP
+                              # neighbors get the RFC 8097 extended community instead
 hold_time = 90
 
 [[rpki]]
@@ -81,6 +86,14 @@ class NeighborConfig:
     port: int = 179
     local_address: str | None = None
     next_hop6: str | None = None
+    #: IPv4 (and IPv6 over IPv6) next hop announced to this neighbor: "self" (the session's
+    #: local address), "keep" (the received one, as a route server does) or an address
+    next_hop: str = "self"
+    #: MULTI_EXIT_DISC sent to this neighbor: "keep" (as received), "remove", or a value
+    med: str | int = "keep"
+    #: policy "tag" towards eBGP neighbors: community per state ("A:B" standard or "A:B:C"
+    #: large); None: the large community LOCAL_AS:0:N (N = 0 valid, 1 not found, 2 invalid)
+    tag_communities: dict[str, tuple[int, ...]] | None = None
     description: str = ""
     hold_time: int = 90
 
@@ -272,6 +285,17 @@ def load_config(path: str | Path) -> RouterConfig:
             port=get(n, "neighbor", i, "port", int, 179, check=port),
             local_address=get(n, "neighbor", i, "local_address", str, None, check=addr),
             next_hop6=get(n, "neighbor", i, "next_hop6", str, None, check=addr),
+            next_hop=get(
+                n,
+                "neighbor",
+                i,
+                "next_hop",
+                str,
+                "self",
+                check=lambda v: None if v in ("self", "keep") else addr(v),
+            ),
+            med=_med(n, i, err),
+            tag_communities=_tag_communities(n, i, err),
             description=get(n, "neighbor", i, "description", str, ""),
             hold_time=get(
                 n,
@@ -437,6 +461,55 @@ def _transport(s: dict, src: RPKISourceConfig, base: Path, get, err, i: int) -> 
     problem = src.transport_options().problem()
     if problem:
         raise err("rpki", i, problem[0], problem[1])
+
+
+def _med(n: dict, i: int, err) -> str | int:
+    v = n.get("med", "keep")
+    if v in ("keep", "remove"):
+        return v
+    if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 0xFFFFFFFF:
+        return v
+    raise err("neighbor", i, "med", f"expected keep, remove or 0..4294967295, got {v!r}")
+
+
+TAG_STATES = ("valid", "not-found", "invalid")
+
+
+def _tag_communities(n: dict, i: int, err) -> dict[str, tuple[int, ...]] | None:
+    v = n.get("tag_communities")
+    if v is None:
+        return None
+    if not isinstance(v, dict):
+        raise err("neighbor", i, "tag_communities", "expected a table { valid = ..., ... }")
+    out: dict[str, tuple[int, ...]] = {}
+    for state, text in v.items():
+        if state not in TAG_STATES:
+            raise err(
+                "neighbor",
+                i,
+                "tag_communities",
+                f"{state!r} is not one of {', '.join(TAG_STATES)}",
+            )
+        parts = str(text).split(":")
+        try:
+            nums = tuple(int(x) for x in parts)
+        except ValueError:
+            nums = ()
+        limits = (0xFFFF, 0xFFFF) if len(nums) == 2 else (0xFFFFFFFF,) * 3
+        if len(nums) not in (2, 3) or any(
+            not 0 <= x <= m for x, m in zip(nums, limits, strict=False)
+        ):
+            raise err(
+                "neighbor",
+                i,
+                "tag_communities",
+                f"{state} = {text!r}: expected A:B (standard) or A:B:C (large community)",
+            )
+        out[state] = nums
+    missing = [s for s in TAG_STATES if s not in out]
+    if missing:
+        raise err("neighbor", i, "tag_communities", f"missing {', '.join(missing)}")
+    return out
 
 
 def _unknown(d: dict, allowed: set[str], err, table: str, index: int | None) -> None:

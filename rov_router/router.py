@@ -27,6 +27,9 @@ from .rpki.vrp import format_prefix, parse_prefix
 EXPORT_ALL = ("downstream", "customer", "rs-client")
 EXPORT_CUSTOMER_ROUTES = ("peer", "provider", "route-server")
 BATCH = 100  # prefixes per 'announce attributes ... nlri' command (exabgp.md §7.6)
+#: the action of a route held back until every RPKI source has synced once
+HELD = "waiting for RPKI"
+TAG_VALUE = {"valid": 0, "not-found": 1, "invalid": 2}
 
 
 class Peer:
@@ -60,9 +63,12 @@ class Peer:
             "valid": 0,
             "invalid": 0,
             "not-found": 0,
+            "held": 0,
         }
         for r in self.adj_in.values():
             c[r.state] += 1
+            if r.action == HELD:
+                c["held"] += 1
             if r.accepted:
                 c["accepted"] += 1
             else:
@@ -127,6 +133,34 @@ class RouterCore:
         self._dirty: set[tuple[bytes, int]] = set()
         self._peer_cache: dict[str, Peer] = {}
         self._replay: set[str] = set()
+        #: routes are evaluated but not advertised until RPKI has synced once (see release())
+        self.held = False
+        #: attribute texts rendered during one commands() run: (id(attrs), variant) -> text;
+        #: the Attributes objects are kept in _text_attrs so their ids stay unique meanwhile
+        self._texts: dict[tuple, str] = {}
+        self._text_attrs: list[X.Attributes] = []
+        self._path_ases: dict[int, frozenset[int]] = {}  # id(attrs) -> the ASes of its path
+        self.texts_rendered = 0
+
+    def hold(self) -> None:
+        """Hold every route back from downstream (start-up: no RPKI data yet)."""
+        self.held = True
+
+    def release(self) -> int:
+        """End the start-up hold: re-evaluate every route and advertise what the policy lets
+        through on the next commands().  Returns the number of routes re-evaluated."""
+        if not self.held:
+            return 0
+        self.held = False
+        now = self.clock()
+        n = 0
+        for r in self.routes():
+            n += 1
+            self._evaluate(r)
+            r.changed = now
+            self._dirty.add((r.addr, r.plen))
+            self._emit(RouteEvent(now, "state", r, r.state))
+        return n
 
     # ---- input: ExaBGP -----------------------------------------------------------------------
 
@@ -274,6 +308,9 @@ class RouterCore:
             d.ext_communities,
         )
         r.large_communities = large
+        r.tag = r.state if cfg.policy == "tag" else None
+        if self.held:
+            r.action = HELD
 
     # ---- input: RPKI -------------------------------------------------------------------------
 
@@ -324,6 +361,8 @@ class RouterCore:
     def commands(self) -> list[str]:
         """Re-run best-path selection where something changed and return the ExaBGP commands
         that bring every downstream neighbor's Adj-RIB-Out in line."""
+        if self.held:
+            return []  # the dirty set and replays wait for release()
         out: list[str] = []
         pending: dict[str, dict[str, tuple[str, str, str] | None]] = {}
         for key in self._dirty:
@@ -358,6 +397,9 @@ class RouterCore:
         for dst_addr, changes in pending.items():
             dst = self.peers[dst_addr]
             out.extend(self._render(dst, changes))
+        self._texts.clear()
+        self._path_ases.clear()
+        self._text_attrs.clear()
         self.stats.commands += len(out)
         return out
 
@@ -383,26 +425,74 @@ class RouterCore:
                 return None
         else:
             return None
-        if self.config.asn in best.attrs.flat_path or dst.config.asn in best.attrs.flat_path:
+        ases = self._path_ases.get(id(best.attrs))
+        if ases is None:
+            ases = self._path_ases[id(best.attrs)] = frozenset(best.attrs.flat_path)
+            self._text_attrs.append(best.attrs)
+        if self.config.asn in ases or dst.config.asn in ases:
             return None  # loop: the neighbor would drop it anyway
+        return (best.prefix, best.family, self._attributes_text(best, dst))
+
+    def _attributes_text(self, best: Route, dst: Peer) -> str:
+        """The attribute text for ``best`` towards ``dst``, rendered once per UPDATE: every
+        prefix of one UPDATE shares its Attributes object, so one text serves them all."""
+        las = self.config.asn
+        dcfg = dst.config
+        ibgp = dcfg.asn == las
         nh = self._next_hop(best, dst)
-        text = X.attributes_text(
-            best.attrs,
-            next_hop=nh,
-            local_as=self.config.asn,
-            extra_ext_communities=best.ext_communities,
-            extra_large_communities=best.large_communities,
-        )
-        return (best.prefix, best.family, text)
+        std: tuple[tuple[int, int], ...] = ()
+        large = best.large_communities
+        ext: tuple[str, ...] = ()
+        if best.tag is not None:
+            if ibgp:  # RFC 8097: the validation state extended community stays inside the AS
+                ext = (X.rfc8097_community(best.tag),)
+            else:
+                tc = best.peer.config.tag_communities
+                c = tc[best.tag] if tc else (las, 0, TAG_VALUE[best.tag])
+                if len(c) == 2:
+                    std = (c,)  # type: ignore[assignment]
+                else:
+                    large = (*large, c)  # type: ignore[arg-type]
+        src_ebgp = best.peer.config.asn != las
+        variant = (id(best.attrs), nh, ibgp, dcfg.med, std, large, ext, src_ebgp)
+        if ibgp:
+            variant += (best.local_pref,)
+        text = self._texts.get(variant)
+        if text is None:
+            text = X.attributes_text(
+                best.attrs,
+                next_hop=nh,
+                local_as=None if ibgp else las,
+                local_pref=best.local_pref if ibgp else None,
+                med=dcfg.med,
+                ebgp=not ibgp,
+                strip_rfc8097=src_ebgp,
+                extra_communities=std,
+                extra_ext_communities=ext,
+                extra_large_communities=large,
+            )
+            self._texts[variant] = text
+            self._text_attrs.append(best.attrs)
+            self.texts_rendered += 1
+        return text
 
     def _next_hop(self, route: Route, dst: Peer) -> str:
+        cfg = dst.config
+        if cfg.next_hop == "keep":  # a route server's choice: the next hop as received
+            return route.attrs.next_hop
         v6_route = route.family.startswith("ipv6")
-        v6_session = ip_address(dst.address).version == 6
-        if v6_route and not v6_session:
-            # exabgp.md G12: 'next-hop self' is refused for IPv6 routes on an IPv4 session
-            return dst.config.next_hop6 or "::ffff:" + (
-                dst.config.local_address or self.config.listen.split()[0]
-            )
+        fixed = None if cfg.next_hop == "self" else cfg.next_hop
+        if v6_route:
+            if fixed is not None and ":" in fixed:
+                return fixed
+            if ip_address(dst.address).version != 6:
+                # exabgp.md G12: 'next-hop self' is refused for IPv6 routes on an IPv4 session
+                return cfg.next_hop6 or "::ffff:" + (
+                    cfg.local_address or self.config.listen.split()[0]
+                )
+            return "self"
+        if fixed is not None and ":" not in fixed:
+            return fixed
         return "self"
 
     def _render(self, dst: Peer, changes: dict[str, tuple[str, str, str] | None]) -> list[str]:

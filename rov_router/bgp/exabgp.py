@@ -16,6 +16,7 @@ Facts this relies on (../shared/reference/exabgp.md, observed with ExaBGP 5.0.15
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from ipaddress import ip_address
 from typing import Any
 
 from ..rpki.validate import origin_from_path
@@ -50,11 +51,13 @@ class Attributes:
     local_pref: int | None = None
     communities: tuple[tuple[int, int], ...] = ()
     large_communities: tuple[tuple[int, int, int], ...] = ()
-    extended_communities: tuple[str, ...] = ()
+    extended_communities: tuple[int, ...] = ()  # 8-octet values, as received
     atomic_aggregate: bool = False
     aggregator: str | None = None
     otc: int | None = None  # RFC 9234 Only To Customer, if ExaBGP reports it
     other: tuple[tuple[str, str], ...] = ()  # attributes we pass over (name, text)
+    #: unknown optional transitive attributes (code, flags as received with Partial set, 0xHEX)
+    generic: tuple[tuple[int, int, str], ...] = ()
 
     def origin_as(self, local_as: int | None = None) -> int | None:
         """RFC 6811 §2 origin: last AS of a final AS_SEQUENCE; ``local_as`` for an empty path
@@ -232,15 +235,8 @@ def _decode_update(peer: str, peer_as: int | None, u: dict[str, Any]) -> Update:
     return up
 
 
-def _attributes(next_hop: str, a: dict[str, Any]) -> Attributes:
-    path = a.get("as-path", {})
-    segs = []
-    for k in sorted(path, key=int):
-        seg = path[k]
-        segs.append(
-            (SEGMENT_KINDS.get(seg["element"], seg["element"]), tuple(int(x) for x in seg["value"]))
-        )
-    known = {
+_KNOWN = frozenset(
+    {
         "origin",
         "as-path",
         "med",
@@ -251,12 +247,66 @@ def _attributes(next_hop: str, a: dict[str, Any]) -> Attributes:
         "atomic-aggregate",
         "aggregator",
     }
-    other = tuple(sorted((k, str(v)) for k, v in a.items() if k not in known))
+)
+
+
+def _ext_community(c: Any) -> int:
+    """One received extended community as its 8-octet value.  ExaBGP 5 writes
+    ``{"value": N, "string": "target:64500:100"}``; a bare number or ``0x...`` text is taken too."""
+    if isinstance(c, dict):
+        c = c["value"]
+    v = int(c, 0) if isinstance(c, str) else int(c)
+    if not 0 <= v < 1 << 64:
+        raise ValueError(f"extended community {c!r} is not 8 octets")
+    return v
+
+
+def _aggregator(v: Any) -> str | None:
+    """AGGREGATOR as ``ASN:IPv4`` (ExaBGP writes the text; its ``json()`` form is a dict)."""
+    if v is None:
+        return None
+    if isinstance(v, dict):
+        return f"{int(v['asn'])}:{v['speaker']}"
+    asn, _, speaker = str(v).partition(":")
+    int(asn)
+    ip_address(speaker)
+    return f"{asn}:{speaker}"
+
+
+def _generic(key: str, value: Any) -> tuple[int, int, str] | None:
+    """``attribute-0xNN-0xFF: "0xHEX"``: an attribute ExaBGP does not know (it keeps only the
+    optional transitive ones and sets their Partial bit)."""
+    if not key.startswith("attribute-0x"):
+        return None
+    code_s, _, flag_s = key[len("attribute-") :].partition("-")
+    code, flag = int(code_s, 16), int(flag_s, 16)
+    data = str(value)
+    if not (0 <= code <= 255 and 0 <= flag <= 255 and data.startswith("0x")):
+        raise ValueError(f"bad generic attribute {key}: {value!r}")
+    bytes.fromhex(data[2:])  # checks the payload is hex
+    return code, flag, data.lower()
+
+
+def _attributes(next_hop: str, a: dict[str, Any]) -> Attributes:
+    path = a.get("as-path", {})
+    segs = []
+    for k in sorted(path, key=int):
+        seg = path[k]
+        segs.append(
+            (SEGMENT_KINDS.get(seg["element"], seg["element"]), tuple(int(x) for x in seg["value"]))
+        )
+    other = tuple(sorted((k, str(v)) for k, v in a.items() if k not in _KNOWN))
+    generic = []
     otc = None
     for k, v in other:
-        if k in ("otc", "only-to-customer") or k.startswith("attribute-0x23"):
+        g = _generic(k, v)
+        if g is not None:
+            generic.append(g)
+            if g[0] == 0x23 and len(g[2]) == 10:  # RFC 9234 OTC: one 4-octet ASN
+                otc = int(g[2], 16)
+        elif k in ("otc", "only-to-customer"):
             try:
-                otc = int(str(v).split("-")[0], 0) if not str(v).isdigit() else int(v)
+                otc = int(str(v).split("-")[0], 0)
             except ValueError:
                 otc = None
     return Attributes(
@@ -267,11 +317,12 @@ def _attributes(next_hop: str, a: dict[str, Any]) -> Attributes:
         local_pref=a.get("local-preference"),
         communities=tuple(tuple(c) for c in a.get("community", ())),
         large_communities=tuple(tuple(c) for c in a.get("large-community", ())),
-        extended_communities=tuple(str(c) for c in a.get("extended-community", ())),
+        extended_communities=tuple(_ext_community(c) for c in a.get("extended-community", ())),
         atomic_aggregate=bool(a.get("atomic-aggregate", False)),
-        aggregator=a.get("aggregator"),
+        aggregator=_aggregator(a.get("aggregator")),
         otc=otc,
         other=other,
+        generic=tuple(generic),
     )
 
 
@@ -286,47 +337,83 @@ def rfc8097_community(state: str) -> str:
     return f"0x43000000000000{RFC8097_STATE[state]:02x}"
 
 
+#: extended community type octet bit 0x40: non-transitive across ASes (RFC 4360 §2)
+EXT_NON_TRANSITIVE = 0x40
+
+
+def as_path_text(segments: tuple[tuple[str, tuple[int, ...]], ...], local_as: int | None) -> str:
+    """ExaBGP's ``as-path`` syntax for a path, every segment as received and in order
+    (``[ sequence ] ( set ) [ sequence ]``, its static parser reads any mix), with ``local_as``
+    prepended (eBGP).  Confederation segments are removed (RFC 5065 §5.3: never sent outside
+    the confederation).  An empty result (iBGP, empty path) is ``""``."""
+    parts: list[str] = []
+    first = True
+    for kind, asns in segments:
+        if kind == "sequence":
+            lead = [local_as] if first and local_as is not None else []
+            parts.append("[ " + " ".join(str(x) for x in (*lead, *asns)) + " ]")
+        elif kind == "set":
+            if first and local_as is not None:
+                parts.append(f"[ {local_as} ]")
+            parts.append("( " + " ".join(str(x) for x in asns) + " )")
+        else:
+            continue
+        first = False
+    if first and local_as is not None:
+        parts.append(f"[ {local_as} ]")
+    return ("as-path " + " ".join(parts)) if parts else ""
+
+
 def attributes_text(
     attrs: Attributes,
     *,
     next_hop: str,
     local_as: int | None,
     local_pref: int | None = None,
+    med: str | int = "keep",
+    ebgp: bool = True,
+    strip_rfc8097: bool = True,
+    extra_communities: tuple[tuple[int, int], ...] = (),
     extra_ext_communities: tuple[str, ...] = (),
     extra_large_communities: tuple[tuple[int, int, int], ...] = (),
 ) -> str:
-    """The ``announce attributes`` part of a command for re-advertising a route: our AS is
-    prepended (eBGP), communities are carried over."""
-    seq: list[int] = [local_as] if local_as is not None else []
-    sets: list[int] = []
-    for kind, asns in attrs.as_path:
-        if kind == "sequence":
-            if sets:  # ExaBGP can only express a sequence followed by one set
-                seq.extend(sets)
-                sets = []
-            seq.extend(asns)
-        elif kind == "set":
-            sets.extend(asns)
-    parts = [
-        f"next-hop {next_hop}",
-        f"origin {attrs.origin}",
-        f"as-path [ {' '.join(str(a) for a in seq)} ]"
-        + (f" ( {' '.join(str(a) for a in sets)} )" if sets else ""),
-    ]
-    if attrs.med is not None:
-        parts.append(f"med {attrs.med}")
+    """The ``announce attributes`` part of a command for re-advertising a route as a
+    transparent router does: ORIGIN, AS_PATH (``local_as`` prepended for eBGP), MED per
+    ``med`` (``keep`` / ``remove`` / a value), COMMUNITIES, LARGE_COMMUNITIES, EXTENDED
+    COMMUNITIES (only the transitive ones when ``ebgp``; RFC 8097 0x43 removed when
+    ``strip_rfc8097``), AGGREGATOR, ATOMIC_AGGREGATE and unknown optional transitive attributes
+    (with the Partial bit ExaBGP set on receipt).  LOCAL_PREF only when given (iBGP)."""
+    parts = [f"next-hop {next_hop}", f"origin {attrs.origin}"]
+    path = as_path_text(attrs.as_path, local_as)
+    if path:
+        parts.append(path)
+    m = attrs.med if med == "keep" else (None if med == "remove" else med)
+    if m is not None:
+        parts.append(f"med {m}")
     if local_pref is not None:
         parts.append(f"local-preference {local_pref}")
-    if attrs.communities:
-        parts.append("community [ " + " ".join(f"{a}:{b}" for a, b in attrs.communities) + " ]")
-    large = attrs.large_communities + extra_large_communities
+    comms = attrs.communities + tuple(c for c in extra_communities if c not in attrs.communities)
+    if comms:
+        parts.append("community [ " + " ".join(f"{a}:{b}" for a, b in comms) + " ]")
+    large = attrs.large_communities + tuple(
+        c for c in extra_large_communities if c not in attrs.large_communities
+    )
     if large:
         parts.append("large-community [ " + " ".join(f"{a}:{b}:{c}" for a, b, c in large) + " ]")
-    ext = tuple(extra_ext_communities)
+    ext = [
+        f"0x{v:016x}"
+        for v in attrs.extended_communities
+        if not (ebgp and (v >> 56) & EXT_NON_TRANSITIVE) and not (strip_rfc8097 and v >> 56 == 0x43)
+    ]
+    ext += [x for x in extra_ext_communities if x not in ext]
     if ext:
         parts.append("extended-community [ " + " ".join(ext) + " ]")
     if attrs.atomic_aggregate:
         parts.append("atomic-aggregate")
+    if attrs.aggregator:
+        parts.append(f"aggregator ( {attrs.aggregator} )")
+    for code, flag, data in attrs.generic:
+        parts.append(f"attribute [ 0x{code:02x} 0x{flag:02x} {data} ]")
     return " ".join(parts)
 
 

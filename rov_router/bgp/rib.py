@@ -37,6 +37,7 @@ class Route:
         "prefix",
         "received",
         "state",
+        "tag",
     )
 
     def __init__(
@@ -65,6 +66,7 @@ class Route:
         self.local_pref = 100
         self.ext_communities: tuple[str, ...] = ()
         self.large_communities: tuple[tuple[int, int, int], ...] = ()
+        self.tag: str | None = None  # the state to tag downstream (policy "tag")
         self.aspa = None  # rpki.aspa.ASPAResult, or None where no ASPA algorithm applies
 
     @property
