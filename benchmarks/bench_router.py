@@ -529,7 +529,7 @@ def rov_router_argv() -> list[str]:
 
 def run_baseline(ctx: dict, rep_dir: Path) -> dict:
     """BIRD -> plain ExaBGP -> a process that discards; up -> End-of-RIB."""
-    from rov_router.bgp.speaker import PeerSpec, SpeakerSpec, exabgp_binary, render
+    from rov_router.bgp.speaker import PeerSpec, SpeakerSpec, exabgp_command, render
     from rov_router.procs import free_port, port_listening, stop_child
 
     rep_dir.mkdir()
@@ -562,7 +562,7 @@ def run_baseline(ctx: dict, rep_dir: Path) -> dict:
     try:
         with open(rep_dir / "exabgp.out", "wb") as out:
             exa = subprocess.Popen(
-                [exabgp_binary(), "--env-file", str(env), "server", str(conf)],
+                [*exabgp_command(), "--env-file", str(env), "server", str(conf)],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,

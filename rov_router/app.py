@@ -16,10 +16,19 @@ import signal
 import sys
 import tempfile
 import time
+from ipaddress import ip_address
 from pathlib import Path
 
-from .bgp.speaker import BridgeEnd, ExaBGP, PeerSpec, SpeakerSpec, local_address_for
-from .config import RouterConfig
+from .bgp.speaker import (
+    BridgeEnd,
+    ExaBGP,
+    PeerSpec,
+    SpeakerSpec,
+    exabgp_command,
+    exabgp_version,
+    local_address_for,
+)
+from .config import ConfigError, RouterConfig, RPKISourceConfig, load_config
 from .router import PeerEvent, RouteEvent, RouterCore
 from .rpki.store import VRPStore
 from .rtr import session as S
@@ -28,6 +37,12 @@ from .rtr.client import Applied, RTRClient, RTRManager
 from .rtr.server import FileCache, FileSource, RTRServer
 
 log = logging.getLogger("rov_router.app")
+
+
+def ip_key(address: str) -> str:
+    return str(ip_address(address))
+
+
 #: test hook (ROV_ROUTER_DEBUG_STALL=SECONDS): the first UPDATE blocks the loop that long, to
 #: show that the bridge keeps reading ExaBGP while rov-router is busy
 _DEBUG_STALL = float(os.environ.get("ROV_ROUTER_DEBUG_STALL", "0") or 0)
@@ -50,6 +65,8 @@ class RPKISource:
         self.server = server
         self.files = files
         self.last_update: float | None = None
+        self.synced = False  # has had one complete update (End of Data) since start
+        self.config: RPKISourceConfig | None = None
 
     @property
     def preference(self) -> int:
@@ -91,6 +108,9 @@ class App:
         self._stop = asyncio.Event()
         self.started = time.time()
         self.display = None
+        self._hold_task: asyncio.Future | None = None
+        self._reload_task: asyncio.Future | None = None
+        self._reload_again = False
         self.core.listeners.append(self._on_core_event)
 
     # ---- events ------------------------------------------------------------------------------
@@ -173,6 +193,7 @@ class App:
         if isinstance(ev, Applied):
             n = self.core.on_vrp_changes(ev.changes)
             src.last_update = time.time()
+            src.synced = True
             self._schedule_flush()
             c = self.store.counts(src.name)
             self._print(
@@ -187,6 +208,7 @@ class App:
                     f"{c['aspas']} ASPA; {n} routes revalidated",
                 }
             )
+            self._check_rpki_ready()
         elif isinstance(ev, S.Log) and ev.level in ("warning", "error"):
             self._print(
                 {"event": "rpki_log", "source": src.name, "level": ev.level, "message": ev.message}
@@ -223,51 +245,115 @@ class App:
 
     async def _start_rpki(self) -> None:
         for i, src in enumerate(self.config.rpki):
-            name = src.name or f"rpki{i}"
-            if src.vrps is not None:
-                cache = CacheState(refresh=src.refresh, retry=src.retry, expire=src.expire)
-                files = FileCache(
-                    cache,
-                    FileSource(src.vrps, src.slurm, "auto", src.ignore_expires),
-                    poll=0.5,
-                    on_reload=lambda lvl, msg, n=name: self._print(
-                        {"event": "cache", "source": n, "level": lvl, "message": msg}
-                    ),
-                )
-                files.reload(force=True)
-                if not cache.has_data:
-                    raise RuntimeError(f"RPKI source {name}: {files.last_error}")
-                server = RTRServer(
-                    cache, "127.0.0.1", 0, notify_interval=1.0, on_event=lambda ev: None
-                )
-                await server.start()
-                files.start_watching()
-                host, port = "127.0.0.1", server.port
-            else:
-                assert src.cache is not None
-                cache = server = files = None
-                host, port = src.cache
-            holder: list[RPKISource] = []
-            client = RTRClient(
-                host,
-                port,
-                self.store,
-                source=name,
-                max_version=src.version,
-                min_version=src.min_version,
-                min_expire=src.min_expire,
-                max_backoff=5.0,
-                on_event=lambda ev, h=holder: self._on_rtr_event(h[0], ev),
-                transport=src.transport_options() if src.cache is not None else None,
-            )
-            client.preference = src.preference
-            rs = RPKISource(name, client, cache, server, files)
-            holder.append(rs)
-            self.sources.append(rs)
+            self.sources.append(await self._make_source(src.name or f"rpki{i}", src))
         self.rtr = RTRManager(
             self.store, [s.client for s in self.sources], on_switch=self._on_switch
         )
         self._rtr_task = asyncio.ensure_future(self.rtr.run())
+
+    async def _make_source(self, name: str, src: RPKISourceConfig) -> RPKISource:
+        """One configured RPKI source: its RTR client (not started), and for a VRP file the
+        embedded cache serving it."""
+        if src.vrps is not None:
+            cache = CacheState(refresh=src.refresh, retry=src.retry, expire=src.expire)
+            files = FileCache(
+                cache,
+                FileSource(src.vrps, src.slurm, "auto", src.ignore_expires),
+                poll=0.5,
+                on_reload=lambda lvl, msg, n=name: self._print(
+                    {"event": "cache", "source": n, "level": lvl, "message": msg}
+                ),
+            )
+            files.reload(force=True)
+            if not cache.has_data:
+                raise RuntimeError(f"RPKI source {name}: {files.last_error}")
+            server = RTRServer(cache, "127.0.0.1", 0, notify_interval=1.0, on_event=lambda ev: None)
+            await server.start()
+            files.start_watching()
+            host, port = "127.0.0.1", server.port
+        else:
+            assert src.cache is not None
+            cache = server = files = None
+            host, port = src.cache
+        holder: list[RPKISource] = []
+        client = RTRClient(
+            host,
+            port,
+            self.store,
+            source=name,
+            max_version=src.version,
+            min_version=src.min_version,
+            min_expire=src.min_expire,
+            max_backoff=5.0,
+            on_event=lambda ev, h=holder: self._on_rtr_event(h[0], ev),
+            transport=src.transport_options() if src.cache is not None else None,
+        )
+        client.preference = src.preference
+        rs = RPKISource(name, client, cache, server, files)
+        rs.config = src
+        holder.append(rs)
+        return rs
+
+    async def _close_source(self, src: RPKISource) -> None:
+        if src.files is not None:
+            await src.files.stop()
+        if src.server is not None:
+            await src.server.close()
+
+    # ---- start-up hold: no route leaves before RPKI has synced once ---------------------------
+
+    def _start_hold(self) -> None:
+        if not self.config.rpki or self.config.rpki_wait <= 0:
+            return
+        self.core.hold()
+        self._hold_task = asyncio.ensure_future(self._hold_timeout(self.config.rpki_wait))
+        self._print(
+            {
+                "event": "rpki_wait",
+                "seconds": self.config.rpki_wait,
+                "message": f"routes are held (waiting for RPKI) until every RPKI source has "
+                f"synced once, at most {self.config.rpki_wait} s",
+            }
+        )
+
+    def _rpki_ready(self) -> bool:
+        """Every source has synced once, or stands by because a more preferred one is in sync."""
+        return all(s.synced or not s.client.enabled for s in self.sources) and any(
+            s.synced for s in self.sources
+        )
+
+    def _check_rpki_ready(self) -> None:
+        if self.core.held and self._rpki_ready():
+            self._release(f"RPKI synced ({', '.join(s.name for s in self.sources if s.synced)})")
+
+    def _release(self, why: str, level: str = "info") -> None:
+        n = self.core.release()
+        if self._hold_task is not None and self._hold_task is not asyncio.current_task():
+            self._hold_task.cancel()
+        self._hold_task = None
+        self._schedule_flush()
+        self._print(
+            {
+                "event": "rpki_ready",
+                "level": level,
+                "released": n,
+                "message": f"{why}: {n} held routes evaluated and advertised per policy",
+            }
+        )
+
+    async def _hold_timeout(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        while self.core.held and loop.time() < end:
+            await asyncio.sleep(0.2)
+            self._check_rpki_ready()  # a standby switch can complete readiness too
+        if self.core.held:
+            missing = ", ".join(s.name for s in self.sources if not s.synced and s.client.enabled)
+            self._release(
+                f"WARNING: RPKI not synced after {seconds:g} s (no data yet from {missing}); "
+                "routes released with the RPKI data held now",
+                "warning",
+            )
 
     def _on_switch(self, client: RTRClient, enabled: bool) -> None:
         what = "takes over" if enabled else "stands by (a more preferred cache is in sync)"
@@ -295,7 +381,7 @@ class App:
                     local_address=local,
                     passive=n.passive,
                     connect=None if n.passive else n.port,
-                    description=n.description or n.role,
+                    description=n.description,  # not the role: a role change keeps the session
                     hold_time=n.hold_time,
                 )
             )
@@ -304,8 +390,9 @@ class App:
     async def run(self) -> int:
         """The whole life of `rov-router run`: start, wait for a signal or the duration, stop."""
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         loop.add_signal_handler(signal.SIGUSR1, self.write_state)
         try:
             await self.start()
@@ -320,6 +407,118 @@ class App:
         finally:
             await self.shutdown()
 
+    # ---- configuration reload (SIGHUP), as BIRD's 'configure' --------------------------------
+
+    #: [router] / [exabgp] keys a reload cannot change (the BGP identity and listeners)
+    RESTART_ONLY = ("asn", "router_id", "listen", "port", "exabgp", "socket")
+
+    def request_reload(self) -> None:
+        """SIGHUP: reload the configuration file (one reload at a time, in order)."""
+        if self._reload_task is None or self._reload_task.done():
+            self._reload_task = asyncio.ensure_future(self.reload())
+        else:
+            self._reload_again = True
+
+    async def reload(self) -> bool:
+        """Re-read the configuration file and apply it without touching what did not change:
+        neighbors added / removed / re-created (session settings changed), policies
+        re-evaluated in place, RPKI sources added / removed.  A file with errors, or one that
+        changes a restart-only key, is refused and the running configuration kept."""
+        while True:
+            self._reload_again = False
+            ok = await self._reload_once()
+            if not self._reload_again:
+                return ok
+
+    async def _reload_once(self) -> bool:
+        path = self.config.path
+
+        def refuse(why: str) -> bool:
+            self._print(
+                {
+                    "event": "reload",
+                    "ok": False,
+                    "level": "error",
+                    "message": f"configuration NOT reloaded, the running one is kept: {why}",
+                }
+            )
+            return False
+
+        try:
+            new = load_config(path)
+        except ConfigError as e:
+            return refuse(str(e))
+        for key in self.RESTART_ONLY:
+            if getattr(new, key) != getattr(self.config, key):
+                return refuse(
+                    f"{path}: {key} changed ({getattr(self.config, key)} -> "
+                    f"{getattr(new, key)}): that needs a restart"
+                )
+        # settings of the process itself (and their command-line overrides) stay as started
+        new.control_socket, new.metrics = self.config.control_socket, self.config.metrics
+        new.display = self.config.display
+        added_sources: list[tuple[RPKISourceConfig, RPKISource]] = []
+        running = [s.config for s in self.sources]
+        for src in new.rpki:
+            if src in running:
+                continue
+            try:
+                added_sources.append((src, await self._make_source(src.name, src)))
+            except (RuntimeError, OSError) as e:
+                for _c, rs in added_sources:
+                    await self._close_source(rs)
+                return refuse(str(e))
+        sock = self.config.socket or (self.workdir / "exabgp.sock")
+        old_specs = {ip_key(ps.address): ps for ps in self._speaker_spec(sock).peers}
+        old_config, self.config = self.config, new
+        new_spec = self._speaker_spec(sock)
+        restart = [
+            ip_key(ps.address)
+            for ps in new_spec.peers
+            if ip_key(ps.address) in old_specs and old_specs[ip_key(ps.address)] != ps
+        ]
+        done = self.core.reconfigure(new, restart)
+        # RPKI sources: the removed ones stop and their data goes; the added ones start
+        removed = [s for s in self.sources if s.config not in new.rpki]
+        for src in removed:
+            self.sources.remove(src)
+            if self.rtr is not None:
+                await self.rtr.remove(src.client)
+            await self._close_source(src)
+            self.core.on_vrp_changes(self.store.flush(src.name))
+        for _cfg, rs in added_sources:
+            self.sources.append(rs)
+            if self.rtr is not None:
+                self.rtr.add(rs.client)
+        if self.exabgp is not None and (done["added"] or done["removed"] or restart):
+            self.exabgp.reconfigure(new_spec)
+        self._schedule_flush()
+        parts = [f"{k} {', '.join(v)}" for k, v in done.items() if v]
+        parts += [f"RPKI source removed: {s.name}" for s in removed]
+        parts += [f"RPKI source added: {rs.name}" for _c, rs in added_sources]
+        if new.prefer_valid != old_config.prefer_valid:
+            parts.append(f"prefer_valid {new.prefer_valid}")
+        if new.depref_local_pref != old_config.depref_local_pref:
+            parts.append(f"depref_local_pref {new.depref_local_pref}")
+        external = (
+            "; reload your own ExaBGP for the neighbor changes"
+            if self.exabgp is None and (done["added"] or done["removed"] or restart)
+            else ""
+        )
+        self._print(
+            {
+                "event": "reload",
+                "ok": True,
+                **done,
+                "rpki_removed": [s.name for s in removed],
+                "rpki_added": [rs.name for _c, rs in added_sources],
+                "message": f"configuration reloaded from {path}: "
+                + ("; ".join(parts) if parts else "no change")
+                + external,
+            }
+        )
+        return True
+
     def request_stop(self) -> None:
         self._stop.set()
 
@@ -330,6 +529,7 @@ class App:
 
             self.display = LiveDisplay(self, **self.filters)
         await self._start_rpki()
+        self._start_hold()
         sock = self.config.socket or (self.workdir / "exabgp.sock")
         self.bridge = BridgeEnd(
             sock,
@@ -349,10 +549,11 @@ class App:
         self._print(
             {
                 "event": "start",
+                "exabgp_version": exabgp_version() if self.exabgp else None,
                 "message": f"rov-router AS{self.config.asn} "
                 f"({self.config.router_id}): {len(self.core.peers)} neighbors, "
                 f"{len(self.sources)} RPKI source(s); ExaBGP "
-                f"{'pid ' + str(self.exabgp.proc.pid) if self.exabgp else 'external'}"
+                f"{self._exabgp_text()}"
                 f", bridge socket {sock}",
             }
         )
@@ -390,6 +591,14 @@ class App:
         if self.display is not None:
             self.display.start()
 
+    def _exabgp_text(self) -> str:
+        if self.exabgp is None or self.exabgp.proc is None:
+            return "external"
+        return (
+            f"{exabgp_version()} ({' '.join(exabgp_command()[:1])} -m exabgp) "
+            f"pid {self.exabgp.proc.pid}"
+        )
+
     async def _watch_exabgp(self) -> None:
         while True:
             await asyncio.sleep(0.5)
@@ -398,6 +607,8 @@ class App:
                 return
 
     async def shutdown(self) -> None:
+        if self._hold_task is not None:
+            self._hold_task.cancel()
         if self.control is not None:
             await self.control.close()
             self.control = None
@@ -418,10 +629,7 @@ class App:
             with contextlib.suppress(Exception):
                 await self._rtr_task
         for src in self.sources:
-            if src.files is not None:
-                await src.files.stop()
-            if src.server is not None:
-                await src.server.close()
+            await self._close_source(src)
         if self.bridge is not None:
             await self.bridge.close()
         self.write_state()
@@ -493,6 +701,7 @@ class App:
                 "reason": p.reason,
                 "since": p.since,
                 "advertised": len(p.adj_out),
+                "rpki_hold": self.core.held,
                 **p.counts(),
             }
             for p in self.core.peers.values()

@@ -38,6 +38,8 @@ vrps = "vrps.json"            # ... or a VRP file served by the embedded cache (
 [policy]
 prefer_valid = false          # valid beats not-found right after local-pref
 depref_local_pref = 50
+rpki_wait = 120               # start-up: routes are held (not advertised) until every RPKI
+                              # source has synced once, at most this long; 0: no hold
 
 [display]
 mode = "auto"                 # auto | live | plain | json
@@ -144,6 +146,9 @@ class RouterConfig:
     rpki: list[RPKISourceConfig] = field(default_factory=list)
     prefer_valid: bool = False
     depref_local_pref: int = 50
+    #: seconds routes are held back (not advertised) waiting for every RPKI source's first
+    #: sync at start-up; 0: no hold
+    rpki_wait: int = 120
     display: str = "auto"
     exabgp: str = "managed"  # managed | external
     socket: Path | None = None
@@ -409,7 +414,16 @@ def load_config(path: str | Path) -> RouterConfig:
     pol = doc.get("policy", {})
     cfg.prefer_valid = get(pol, "policy", None, "prefer_valid", bool, False)
     cfg.depref_local_pref = get(pol, "policy", None, "depref_local_pref", int, 50)
-    _unknown(pol, {"prefer_valid", "depref_local_pref"}, err, "policy", None)
+    cfg.rpki_wait = get(
+        pol,
+        "policy",
+        None,
+        "rpki_wait",
+        int,
+        120,
+        check=lambda v: None if 0 <= v <= 86400 else "rpki_wait must be 0..86400 seconds",
+    )
+    _unknown(pol, {"prefer_valid", "depref_local_pref", "rpki_wait"}, err, "policy", None)
     disp = doc.get("display", {})
     cfg.display = get(disp, "display", None, "mode", str, "auto", check=one_of(DISPLAY))
     _unknown(disp, {"mode"}, err, "display", None)

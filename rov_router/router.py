@@ -133,6 +133,7 @@ class RouterCore:
         self._dirty: set[tuple[bytes, int]] = set()
         self._peer_cache: dict[str, Peer] = {}
         self._replay: set[str] = set()
+        self._gone: set[str] = set()  # neighbors removed by a reload
         #: routes are evaluated but not advertised until RPKI has synced once (see release())
         self.held = False
         #: attribute texts rendered during one commands() run: (id(attrs), variant) -> text;
@@ -161,6 +162,52 @@ class RouterCore:
             self._dirty.add((r.addr, r.plen))
             self._emit(RouteEvent(now, "state", r, r.state))
         return n
+
+    # ---- configuration reload ------------------------------------------------------------------
+
+    def reconfigure(self, new: RouterConfig, restart: Iterable[str] = ()) -> dict[str, list[str]]:
+        """Take a new configuration of the same router (same AS, router id, listen addresses):
+        neighbors removed (their routes withdrawn downstream), added, re-created (``restart``:
+        addresses whose session settings changed), and policy changes on the rest, re-evaluated
+        in place without touching their sessions.  Returns what changed, by neighbor address."""
+        want = {str(ip_address(n.address)): n for n in new.neighbors}
+        again = set(restart)
+        done: dict[str, list[str]] = {"removed": [], "added": [], "restarted": [], "changed": []}
+        for addr in list(self.peers):
+            if addr not in want or addr in again:
+                p = self.peers.pop(addr)
+                self._flush_peer(p)  # what it contributed is withdrawn downstream
+                self._gone.add(addr)  # its session's last events are expected, not errors
+                done["restarted" if addr in want else "removed"].append(addr)
+        policy = (new.prefer_valid, new.depref_local_pref) != (
+            self.config.prefer_valid,
+            self.config.depref_local_pref,
+        )
+        for addr, nc in want.items():
+            p = self.peers.get(addr)
+            self._gone.discard(addr)
+            if p is None:
+                self.peers[addr] = Peer(nc)
+                if addr not in again:
+                    done["added"].append(addr)
+            elif p.config != nc:
+                p.config = nc
+                done["changed"].append(addr)
+        self.config = new
+        self.exporters = [p for p in self.peers.values() if p.config.role not in ("upstream",)]
+        self._peer_cache.clear()
+        self._replay &= set(self.peers)
+        now = self.clock()
+        if policy or done["changed"]:
+            for r in self.routes():  # verdicts stay; decisions may change
+                old = (r.accepted, r.local_pref, r.action, r.tag)
+                self._evaluate(r)
+                if (r.accepted, r.local_pref, r.action, r.tag) != old:
+                    r.changed = now
+        if any(done.values()) or policy:
+            # every neighbor's Adj-RIB-Out is recomputed; commands() sends only differences
+            self._dirty.update((r.addr, r.plen) for r in self.routes())
+        return done
 
     # ---- input: ExaBGP -----------------------------------------------------------------------
 
@@ -210,10 +257,17 @@ class RouterCore:
                 self._peer_cache[address] = p
         return p
 
+    def _is_gone(self, address: str) -> bool:
+        try:
+            return str(ip_address(address)) in self._gone
+        except ValueError:
+            return False
+
     def _peer_state(self, ev: X.PeerState) -> None:
         p = self._peer(ev.peer)
         if p is None:
-            self._unparsed(f"state for unknown neighbor {ev.peer}")
+            if not self._is_gone(ev.peer):
+                self._unparsed(f"state for unknown neighbor {ev.peer}")
             return
         now = self.clock()
         old = p.state
@@ -240,7 +294,8 @@ class RouterCore:
     def _update(self, up: X.Update) -> None:
         p = self._peer(up.peer)
         if p is None:
-            self._unparsed(f"UPDATE from unknown neighbor {up.peer}")
+            if not self._is_gone(up.peer):
+                self._unparsed(f"UPDATE from unknown neighbor {up.peer}")
             return
         self.stats.updates += 1
         now = self.clock()

@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
+import importlib.metadata
+import importlib.util
 import logging
 import os
-import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -52,14 +54,31 @@ class SpeakerSpec:
     socket: Path | None = None  # the bridge's socket (None: no process)
 
 
+def exabgp_command() -> list[str]:
+    """The ExaBGP installed with rov-router, in this very environment (``sys.executable -m
+    exabgp``), never whichever ``exabgp`` comes first in PATH."""
+    if importlib.util.find_spec("exabgp") is None:
+        raise FileNotFoundError(
+            f"ExaBGP is not installed for {sys.executable} (pip install exabgp, in the same "
+            "environment as rov-router)"
+        )
+    return [sys.executable, "-m", "exabgp"]
+
+
+def exabgp_version() -> str:
+    """The version of the ExaBGP :func:`exabgp_command` runs."""
+    try:
+        return importlib.metadata.version("exabgp")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def exabgp_binary() -> str:
-    found = shutil.which("exabgp")
-    if found:
-        return found
+    """Kept for callers that need one path: the ``exabgp`` script beside ``sys.executable``."""
     cand = Path(sys.executable).parent / "exabgp"
     if cand.exists():
         return str(cand)
-    raise FileNotFoundError("exabgp not found (pip install exabgp)")
+    raise FileNotFoundError(f"no exabgp script beside {sys.executable} (pip install exabgp)")
 
 
 def render(spec: SpeakerSpec, workdir: Path) -> tuple[Path, Path]:
@@ -145,7 +164,7 @@ class ExaBGP:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
         self._out = open(self.workdir / f"{self.spec.name}.stdout", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [exabgp_binary(), "--env-file", str(self.env), "server", str(self.conf)],
+            [*exabgp_command(), "--env-file", str(self.env), "server", str(self.conf)],
             stdin=subprocess.DEVNULL,
             stdout=self._out,
             stderr=subprocess.STDOUT,
@@ -153,6 +172,17 @@ class ExaBGP:
             cwd=self.workdir,
         )
         log.info("started ExaBGP %s (pid %d)", self.spec.name, self.proc.pid)
+
+    def reconfigure(self, spec: SpeakerSpec) -> None:
+        """Rewrite the configuration and have ExaBGP reload it (SIGUSR1): neighbors added or
+        removed, or whose settings changed, are started / stopped / re-established; the others
+        keep their sessions and the routes announced to them (checked with ExaBGP 5.0.15)."""
+        self.spec = spec
+        self.conf, self.env = render(spec, self.workdir)
+        if self.running:
+            assert self.proc is not None
+            os.kill(self.proc.pid, signal.SIGUSR1)
+            log.info("ExaBGP %s: configuration reloaded (SIGUSR1)", spec.name)
 
     @property
     def running(self) -> bool:

@@ -344,6 +344,7 @@ class RTRManager:
         self.on_switch = on_switch
         self.grace = grace
         self._down_since: dict[int, float] = {}
+        self._tasks: dict[int, asyncio.Future] = {}
         self._stop = asyncio.Event()
         if len({c.preference for c in clients}) > 1:
             self.arbitrate()  # before anything connects: only the most preferred level starts
@@ -372,7 +373,7 @@ class RTRManager:
                 usable_above = True
 
     async def run(self) -> None:
-        tasks = [asyncio.ensure_future(c.run()) for c in self.clients]
+        self._tasks = {id(c): asyncio.ensure_future(c.run()) for c in self.clients}
         try:
             while not self._stop.is_set():
                 self.arbitrate()
@@ -381,7 +382,22 @@ class RTRManager:
         finally:
             for c in self.clients:
                 c.stop()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    def add(self, client: RTRClient) -> None:
+        """A cache added at run time (configuration reload); it starts at once."""
+        self.clients.append(client)
+        self._tasks[id(client)] = asyncio.ensure_future(client.run())
+        self.arbitrate()
+
+    async def remove(self, client: RTRClient) -> None:
+        """A cache removed at run time: stopped; its data is the caller's to drop."""
+        client.stop()
+        self.clients.remove(client)
+        task = self._tasks.pop(id(client), None)
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+        self.arbitrate()
 
     def stop(self) -> None:
         self._stop.set()

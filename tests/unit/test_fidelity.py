@@ -207,3 +207,40 @@ def test_generic_attribute_json_is_checked():
     bad["neighbor"]["message"]["update"]["attribute"]["attribute-0xF0-0xE0"] = "0xzz"
     with pytest.raises(X.LineError):
         X.parse_line(json.dumps(bad))
+
+
+def test_reconfigure_policies_and_neighbors_in_place(tmp_path):
+    c = core(tmp_path)
+    c.feed_line(rich_update(["11.0.0.0/8", "198.51.100.0/24"]))  # not-found, invalid
+    assert [x.rsplit(" ", 1)[1] for x in c.commands()] == ["11.0.0.0/8"]
+    up_peer = c.peers["127.0.0.2"]
+    # policy change on the upstream: the invalid route is now announced, nothing withdrawn
+    p = tmp_path / "r.toml"
+    p.write_text(p.read_text().replace("asn = 65001", 'asn = 65001\npolicy = "accept-all"'))
+    done = c.reconfigure(load_config(p))
+    assert done == {"removed": [], "added": [], "restarted": [], "changed": ["127.0.0.2"]}
+    assert c.peers["127.0.0.2"] is up_peer and up_peer.up  # the session is untouched
+    assert [x.rsplit(" ", 1)[1] for x in c.commands()] == ["198.51.100.0/24"]
+    # a second downstream added: it gets the table once it is up; the first sees no change
+    p.write_text(
+        p.read_text() + '\n[[neighbor]]\naddress = "127.0.0.8"\nasn = 65008\nrole = "downstream"\n'
+    )
+    assert c.reconfigure(load_config(p))["added"] == ["127.0.0.8"]
+    assert c.commands() == []
+    up(c, "127.0.0.8")
+    assert sorted(x.split(" nlri ")[1] for x in c.commands()) == ["11.0.0.0/8 198.51.100.0/24"]
+    # the upstream removed: its routes are withdrawn downstream; its last events are no error
+    text = p.read_text()
+    p.write_text(
+        text.replace(
+            '[[neighbor]]\naddress = "127.0.0.2"\nasn = 65001\npolicy = "accept-all"\n', ""
+        )
+    )
+    assert c.reconfigure(load_config(p))["removed"] == ["127.0.0.2"]
+    assert sorted(c.commands()) == [
+        f"neighbor {d} withdraw route {pfx}"
+        for d in ("127.0.0.8", "127.0.0.9")
+        for pfx in ("11.0.0.0/8", "198.51.100.0/24")
+    ]
+    c.feed_line(msg("state", state="down", reason="removed"))
+    assert c.stats.unparsed == 0 and list(c.routes()) == []
