@@ -1,0 +1,281 @@
+"""rov-router between real routers: every attribute a transparent eBGP router passes on reaches a
+BIRD 2 sink, GoBGP accepts the next hops, RFC 8097 stays inside the AS, no route leaves before
+RPKI has synced, and SIGHUP reloads the configuration without dropping unaffected sessions."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rov_router.bgp.control import Speaker
+from rov_router.bgp.speaker import PeerSpec
+from rov_router.procs import free_port, stop_child
+from tests.conftest import DATA, StayRTR, need_tool
+
+pytestmark = pytest.mark.interop
+
+BIRD_SINK = """
+log "{dir}/bird-{name}.log" all;
+router id {addr};
+protocol device {{ }}
+ipv4 table t4;
+ipv6 table t6;
+protocol bgp up {{
+  local {addr} port {port} as {asn};
+  neighbor 127.0.0.1 as 65000;
+  passive on; strict bind on; multihop; hold time 240;
+  ipv4 {{ table t4; import all; export none; }};
+  ipv6 {{ table t6; import all; export none; }};
+}}
+"""
+
+ROUTER = """
+[router]
+asn = 65000
+router_id = "127.0.0.1"
+listen = "127.0.0.1"
+port = {port}
+
+[[neighbor]]
+address = "127.0.0.2"
+asn = 65001
+role = "upstream"
+policy = "{policy}"
+
+[[neighbor]]
+address = "127.0.0.9"
+asn = {sink_as}
+role = "downstream"
+port = {sink_port}
+next_hop6 = "2001:db8::1"
+{sink_extra}
+{extra}
+[[rpki]]
+{rpki}
+
+[policy]
+rpki_wait = {rpki_wait}
+"""
+
+RICH = (
+    "origin incomplete as-path [ 65001 101 47065 ] ( 61575 ) [ 47065 ] med 50 "
+    "community [ 65001:7 ] large-community [ 65001:1:2 ] "
+    "extended-community [ target:64500:100 0x4300000000000001 0x4000fde800000001 ] "
+    "atomic-aggregate aggregator ( 64500:192.0.2.1 ) attribute [ 0xf0 0xc0 0x01020304 ]"
+)
+
+
+class Net:
+    """Real peers on 127.0.0.x, every one started and stopped by PID."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.dir = tmp
+        self.birdc = need_tool("birdc")
+        self.procs: list[subprocess.Popen] = []
+        self.speakers: list[Speaker] = []
+        self.port = free_port()
+        self.router: subprocess.Popen | None = None
+        self.out = tmp / "router.out"
+        self.state_file = tmp / "state.json"
+        self.toml = tmp / "router.toml"
+
+    def bird(self, name: str, addr: str, asn: int) -> int:
+        bird = need_tool("bird")
+        port = free_port(addr)
+        conf = self.dir / f"bird-{name}.conf"
+        conf.write_text(BIRD_SINK.format(dir=self.dir, name=name, addr=addr, port=port, asn=asn))
+        ctl = self.dir / f"bird-{name}.ctl"
+        self.procs.append(
+            subprocess.Popen(
+                [bird, "-f", "-c", str(conf), "-s", str(ctl), "-P", str(self.dir / f"{name}.pid")]
+            )
+        )
+        return port
+
+    def birdc_out(self, name: str, *args: str) -> str:
+        return subprocess.run(
+            [self.birdc, "-s", str(self.dir / f"bird-{name}.ctl"), *args],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        ).stdout
+
+    def bird_routes(self, name: str = "sink") -> set[str]:
+        out = set()
+        for table in ("t4", "t6"):
+            for line in self.birdc_out(name, "show", "route", "table", table).splitlines():
+                tok = line.split()
+                if tok and "/" in tok[0]:
+                    out.add(tok[0])
+        return out
+
+    def wait_bird(self, expected: set[str], name: str = "sink", timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        got: set[str] = set()
+        while time.monotonic() < deadline:
+            got = self.bird_routes(name)
+            if got == expected:
+                return
+            time.sleep(0.2)
+        raise AssertionError(
+            f"BIRD {name} has {sorted(got)}, expected {sorted(expected)}\n{self.tail()}"
+        )
+
+    def bird_detail(self, prefix: str, name: str = "sink") -> str:
+        table = "t6" if ":" in prefix else "t4"
+        return self.birdc_out(name, "show", "route", "table", table, prefix, "all")
+
+    def start_router(self, text: str, env: dict | None = None) -> None:
+        self.toml.write_text(text)
+        with open(self.out, "wb") as f:
+            self.router = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "rov_router.cli",
+                    "run",
+                    "--config",
+                    str(self.toml),
+                    "--json",
+                    "--state-file",
+                    str(self.state_file),
+                ],
+                stdout=f,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
+            )
+        self.procs.append(self.router)
+
+    def upstream(self, address: str = "127.0.0.2", asn: int = 65001) -> Speaker:
+        sp = Speaker(
+            f"up-{address}",
+            [PeerSpec("127.0.0.1", 65000, asn, address, address, passive=False, connect=self.port)],
+            self.dir,
+        ).start()
+        self.speakers.append(sp)
+        sp.wait_state("127.0.0.1", "up", 60)
+        return sp
+
+    def events(self, kind: str | None = None) -> list[dict]:
+        out = [json.loads(x) for x in self.out.read_text().splitlines() if x.startswith("{")]
+        return [e for e in out if kind is None or e.get("event") == kind]
+
+    def wait_event(self, kind: str, timeout: float = 30, n: int = 1) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = self.events(kind)
+            if len(got) >= n:
+                return got
+            time.sleep(0.1)
+        raise AssertionError(f"no {kind!r} event:\n{self.tail()}")
+
+    def state(self) -> dict:
+        assert self.router is not None
+        before = self.state_file.stat().st_mtime_ns if self.state_file.exists() else 0
+        os.kill(self.router.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.state_file.exists() and self.state_file.stat().st_mtime_ns != before:
+                return json.loads(self.state_file.read_text())
+            time.sleep(0.05)
+        raise AssertionError("no state file")
+
+    def tail(self) -> str:
+        return self.out.read_text()[-3000:] if self.out.exists() else ""
+
+    def stop(self) -> None:
+        for sp in self.speakers:
+            sp.stop()
+        for p in reversed(self.procs):
+            stop_child(p)
+
+
+@pytest.fixture
+def net(tmp_path):
+    n = Net(tmp_path)
+    yield n
+    n.stop()
+
+
+def router_text(net: Net, sink_port: int, **kw) -> str:
+    vrps = net.dir / "vrps.json"
+    if not vrps.exists():
+        vrps.write_text((DATA / "small_vrps.json").read_text())
+    args = {
+        "port": net.port,
+        "policy": "drop-invalid",
+        "sink_as": 65009,
+        "sink_port": sink_port,
+        "sink_extra": "",
+        "extra": "",
+        "rpki": f'vrps = "{vrps}"',
+        "rpki_wait": 120,
+    }
+    args.update(kw)
+    return ROUTER.format(**args)
+
+
+def test_every_attribute_reaches_the_bird_sink_as_a_transparent_router_passes_it(net):
+    """AS_SET mid-path kept, transitive extended community passed, the RFC 8097 and
+    non-transitive ones not, AGGREGATOR, ATOMIC_AGGREGATE, communities, MED and an unknown
+    optional transitive attribute (Partial bit set)."""
+    sink = net.bird("sink", "127.0.0.9", 65009)
+    net.start_router(router_text(net, sink))
+    up = net.upstream()
+    assert up.command(f"announce route 11.0.0.0/8 next-hop 127.0.0.2 {RICH}") == "done"
+    net.wait_bird({"11.0.0.0/8"})
+    d = net.bird_detail("11.0.0.0/8")
+    assert "BGP.as_path: 65000 65001 101 47065 {61575} 47065" in d, d
+    assert "BGP.origin: Incomplete" in d and "BGP.med: 50" in d
+    assert "BGP.community: (65001,7)" in d and "BGP.large_community: (65001, 1, 2)" in d
+    assert "BGP.ext_community: (rt, 64500, 100)" in d, d
+    assert "0x43" not in d.lower() and "0x4000fde8" not in d.lower()
+    assert "BGP.atomic_aggr:" in d and "BGP.aggregator: 192.0.2.1 AS64500" in d, d
+    # the unknown attribute, optional transitive ([t]); sent with the Partial bit ExaBGP set
+    assert "BGP.f0 [t]: 01 02 03 04" in d, d
+
+
+def test_rfc8097_only_inside_the_as_and_community_tags_to_ebgp(net):
+    ebgp = net.bird("sink", "127.0.0.9", 65009)
+    ibgp = net.bird("ibgp", "127.0.0.8", 65000)
+    extra = f"""
+[[neighbor]]
+address = "127.0.0.8"
+asn = 65000
+role = "downstream"
+port = {ibgp}
+"""
+    tags = (
+        'tag_communities = { valid = "65000:100", not-found = "65000:101", invalid = "65000:102" }'
+    )
+    net.start_router(
+        router_text(net, ebgp, policy="tag", extra=extra).replace(
+            'policy = "tag"', 'policy = "tag"\n' + tags
+        )
+    )
+    up = net.upstream()
+    for prefix, origin in (("198.51.100.0/24", 64499), ("192.0.2.0/24", 64496)):
+        cmd = f"announce route {prefix} next-hop 127.0.0.2 as-path [ 65001 {origin} ] "
+        assert up.command(cmd + "extended-community [ 0x4300000000000000 ]") == "done"
+    both = {"198.51.100.0/24", "192.0.2.0/24"}
+    net.wait_bird(both)
+    net.wait_bird(both, "ibgp")
+    inv_e, val_e = net.bird_detail("198.51.100.0/24"), net.bird_detail("192.0.2.0/24")
+    assert "ext_community" not in inv_e + val_e  # no 0x43 to eBGP; the received one stripped
+    assert "BGP.community: (65000,102)" in inv_e and "BGP.community: (65000,100)" in val_e
+    inv_i = net.bird_detail("198.51.100.0/24", "ibgp")
+    val_i = net.bird_detail("192.0.2.0/24", "ibgp")
+    # iBGP: the origin validation state (RFC 8097: 0x4300, last octet 2 invalid / 0 valid),
+    # the received eBGP one replaced; no prepend, local-pref sent
+    assert "BGP.ext_community: (generic, 0x43000000, 0x2)" in inv_i, inv_i
+    assert "BGP.ext_community: (generic, 0x43000000, 0x0)" in val_i, val_i
+    assert "BGP.as_path: 65001 64499" in inv_i and "BGP.local_pref: 100" in inv_i
+    assert "community: (65000" not in inv_i
