@@ -198,6 +198,90 @@ class Net:
             stop_child(p)
 
 
+GOBGP = """
+[global.config]
+  as = {asn}
+  router-id = "{addr}"
+  port = {listen}
+  local-address-list = ["{addr}"]
+
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "127.0.0.1"
+    peer-as = 65000
+  [neighbors.transport.config]
+    local-address = "{addr}"
+    remote-port = {remote}
+    passive-mode = {passive}
+  [neighbors.timers.config]
+    connect-retry = 1
+    hold-time = 90
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv4-unicast"
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv6-unicast"
+"""
+
+
+class GoBGP:
+    """A private gobgpd on one 127.0.0.x address (gRPC on the same address), by PID."""
+
+    def __init__(self, net: Net, addr: str, asn: int, *, listen: int = -1, remote: int = 179):
+        self.gobgp = need_tool("gobgp")
+        self.addr = addr
+        self.api = free_port(addr)
+        conf = net.dir / f"gobgpd-{addr}.toml"
+        passive = "true" if listen > 0 else "false"
+        conf.write_text(
+            GOBGP.format(asn=asn, addr=addr, listen=listen, remote=remote, passive=passive)
+        )
+        self.log = net.dir / f"gobgpd-{addr}.log"
+        with open(self.log, "wb") as f:
+            self.proc = subprocess.Popen(
+                [
+                    need_tool("gobgpd"),
+                    "-f",
+                    str(conf),
+                    "--api-hosts",
+                    f"{addr}:{self.api}",
+                    "--pprof-disable",
+                    "-p",
+                    "-l",
+                    "info",
+                ],
+                stdout=f,
+                stderr=subprocess.STDOUT,
+            )
+        net.procs.append(self.proc)
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [self.gobgp, "-u", self.addr, "-p", str(self.api), *args],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+
+    def wait_established(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        out = ""
+        while time.monotonic() < deadline:
+            out = self.cli("neighbor").stdout
+            if "Establ" in out:
+                return
+            time.sleep(0.3)
+        raise AssertionError(
+            f"gobgpd {self.addr} not established: {out}\n{self.log.read_text()[-2000:]}"
+        )
+
+    def rib(self, family: str = "ipv4") -> list[dict]:
+        r = self.cli("-j", "global", "rib", "-a", family)
+        doc = json.loads(r.stdout or "{}")
+        return [path for paths in doc.values() for path in paths]
+
+
 @pytest.fixture
 def net(tmp_path):
     n = Net(tmp_path)
@@ -279,3 +363,67 @@ port = {ibgp}
     assert "BGP.ext_community: (generic, 0x43000000, 0x0)" in val_i, val_i
     assert "BGP.as_path: 65001 64499" in inv_i and "BGP.local_pref: 100" in inv_i
     assert "community: (65000" not in inv_i
+
+
+def test_gobgp_feeder_as_set_mid_path_and_extended_community_reach_bird(net):
+    """The issue's real case: GoBGP announces the PCH route 184.164.252.0/24 with path
+    101 47065 {61575} 47065, rt 64500:100, a community, a large community and MED 50."""
+    sink = net.bird("sink", "127.0.0.9", 65009)
+    extra = '\n[[neighbor]]\naddress = "127.0.0.4"\nasn = 65004\nrole = "upstream"\n'
+    net.start_router(router_text(net, sink, extra=extra))
+    g = GoBGP(net, "127.0.0.4", 65004, remote=net.port)
+    g.wait_established()
+    r = g.cli(
+        *("global", "rib", "add", "-a", "ipv4", "184.164.252.0/24", "nexthop", "127.0.0.4"),
+        *("aspath", "101 47065 {61575} 47065", "rt", "64500:100", "community", "65004:1"),
+        *("large-community", "65004:1:1", "med", "50"),
+    )
+    assert r.returncode == 0, r.stderr
+    net.wait_bird({"184.164.252.0/24"})
+    d = net.bird_detail("184.164.252.0/24")
+    assert "BGP.as_path: 65000 65004 101 47065 {61575} 47065" in d, d
+    assert "BGP.ext_community: (rt, 64500, 100)" in d and "BGP.med: 50" in d
+    assert "BGP.community: (65004,1)" in d and "BGP.large_community: (65004, 1, 1)" in d
+
+
+def test_next_hop_per_neighbor_accepted_by_gobgp(net):
+    """GoBGP refuses an IPv4 loopback next hop ('invalid nexthop address'), which is what
+    'self' is on a loopback lab: a configured address, or the received next hop as a route
+    server keeps it, is accepted."""
+    sink = net.bird("sink", "127.0.0.9", 65009)
+    ports = {a: free_port(a) for a in ("127.0.0.7", "127.0.0.8")}
+    extra = ""
+    for addr, asn, nh in (("127.0.0.7", 65007, "keep"), ("127.0.0.8", 65008, "192.0.2.254")):
+        extra += (
+            f'\n[[neighbor]]\naddress = "{addr}"\nasn = {asn}\nrole = "downstream"\n'
+            f'port = {ports[addr]}\nnext_hop = "{nh}"\n'
+        )
+    keep = GoBGP(net, "127.0.0.7", 65007, listen=ports["127.0.0.7"])
+    fixed = GoBGP(net, "127.0.0.8", 65008, listen=ports["127.0.0.8"])
+    net.start_router(router_text(net, sink, extra=extra))
+    keep.wait_established()
+    fixed.wait_established()
+    up = net.upstream()
+    for cmd in (
+        "announce route 11.0.0.0/8 next-hop 198.18.0.2 as-path [ 65001 65005 ]",
+        "announce route 2001:db9::/32 next-hop 2001:db8::2 as-path [ 65001 65005 ]",
+    ):
+        assert up.command(cmd) == "done"
+    net.wait_bird({"11.0.0.0/8", "2001:db9::/32"})
+
+    def next_hops(g: GoBGP) -> dict[str, str]:
+        deadline = time.monotonic() + 20
+        got: dict[str, str] = {}
+        while time.monotonic() < deadline and len(got) < 2:
+            got = {}
+            for fam in ("ipv4", "ipv6"):
+                for path in g.rib(fam):
+                    attrs = {a["type"]: a for a in path["attrs"]}
+                    nh = attrs.get(3, {}).get("nexthop") or attrs.get(14, {}).get("nexthop")
+                    got[path["nlri"]["prefix"]] = nh
+            time.sleep(0.3)
+        return got
+
+    assert next_hops(keep) == {"11.0.0.0/8": "198.18.0.2", "2001:db9::/32": "2001:db8::2"}
+    assert next_hops(fixed)["11.0.0.0/8"] == "192.0.2.254"
+    assert "invalid nexthop" not in keep.log.read_text() + fixed.log.read_text()
