@@ -4,7 +4,6 @@ RPKI has synced, and SIGHUP reloads the configuration without dropping unaffecte
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
 import signal
@@ -427,3 +426,68 @@ def test_next_hop_per_neighbor_accepted_by_gobgp(net):
     assert next_hops(keep) == {"11.0.0.0/8": "198.18.0.2", "2001:db9::/32": "2001:db8::2"}
     assert next_hops(fixed)["11.0.0.0/8"] == "192.0.2.254"
     assert "invalid nexthop" not in keep.log.read_text() + fixed.log.read_text()
+
+
+HOLD_ROUTES = [  # prefix, origin: valid, invalid, not-found against small_vrps.json
+    ("192.0.2.0/24", 64496),
+    ("198.51.100.0/24", 64499),
+    ("11.0.0.0/8", 65005),
+]
+
+
+def bird_import_updates(net: Net, name: str = "sink") -> int:
+    """BIRD's count of IPv4 routes received on the session (announcements, since start)."""
+    out = net.birdc_out(name, "show", "protocols", "all", "up")
+    for line in out.splitlines():
+        if "Import updates:" in line:
+            return int(line.split()[2])
+    raise AssertionError(out)
+
+
+def announce_hold_routes(net: Net) -> None:
+    up = net.upstream()
+    for prefix, origin in HOLD_ROUTES:
+        cmd = f"announce route {prefix} next-hop 127.0.0.2 as-path [ 65001 {origin} ]"
+        assert up.command(cmd) == "done"
+
+
+def test_routes_wait_for_a_cache_that_answers_late(net):
+    """No route leaves before the first RPKI sync: the cache starts 5 s after the feeder's
+    routes arrived; then only the valid and not-found ones reach the sink, and it never saw the
+    invalid one (its import counter says exactly 2 announcements)."""
+    sink = net.bird("sink", "127.0.0.9", 65009)
+    cache = StayRTR(DATA / "small_vrps.json", net.dir)
+    net.start_router(router_text(net, sink, rpki=f'cache = "127.0.0.1:{cache.port}"'))
+    announce_hold_routes(net)
+    deadline = time.monotonic() + 20
+    routes: list[dict] = []
+    while time.monotonic() < deadline and len(routes) < 3:
+        routes = net.state()["routes"]
+        time.sleep(0.3)
+    assert {r["action"] for r in routes} == {"waiting for RPKI"}
+    assert [n["rpki_hold"] for n in net.state()["neighbors"]] == [True, True]
+    time.sleep(5)
+    assert net.bird_routes() == set()
+    try:
+        cache.start()
+        net.wait_bird({"192.0.2.0/24", "11.0.0.0/8"})
+        time.sleep(1)
+        assert bird_import_updates(net) == 2
+        (ready,) = net.wait_event("rpki_ready")
+        assert ready["level"] == "info" and ready["released"] == 3
+        held = [e for e in net.events("route") if e["action"] == "waiting for RPKI"]
+        assert len(held) == 3
+    finally:
+        cache.stop()
+
+
+def test_hold_ends_after_rpki_wait_with_a_warning(net):
+    """No cache ever answers: after rpki_wait the configured behaviour applies (without VRPs
+    every route is not-found and advertised), said loudly."""
+    sink = net.bird("sink", "127.0.0.9", 65009)
+    dead = free_port()
+    net.start_router(router_text(net, sink, rpki=f'cache = "127.0.0.1:{dead}"', rpki_wait=4))
+    announce_hold_routes(net)
+    (ready,) = net.wait_event("rpki_ready", timeout=20)
+    assert ready["level"] == "warning" and "not synced after 4 s" in ready["message"]
+    net.wait_bird({p for p, _ in HOLD_ROUTES})
