@@ -491,3 +491,78 @@ def test_hold_ends_after_rpki_wait_with_a_warning(net):
     (ready,) = net.wait_event("rpki_ready", timeout=20)
     assert ready["level"] == "warning" and "not synced after 4 s" in ready["message"]
     net.wait_bird({p for p, _ in HOLD_ROUTES})
+
+
+def bird_since(net: Net, name: str = "sink") -> str:
+    """When BIRD's session 'up' last changed state (it changes on any session reset)."""
+    for line in net.birdc_out(name, "show", "protocols").splitlines():
+        tok = line.split()
+        if tok and tok[0] == "up":
+            assert tok[-1] == "Established", line
+            return tok[-2]
+    raise AssertionError("no protocol 'up' in BIRD")
+
+
+def reload(net: Net, text: str, n: int) -> dict:
+    net.toml.write_text(text)
+    assert net.router is not None
+    os.kill(net.router.pid, signal.SIGHUP)
+    return net.wait_event("reload", n=n)[-1]
+
+
+def test_sighup_reloads_the_configuration_without_dropping_unaffected_sessions(net):
+    sink = net.bird("sink", "127.0.0.9", 65009)
+    text = router_text(net, sink)
+    net.start_router(text)
+    announce_hold_routes(net)
+    up2 = net.speakers[0]
+    net.wait_bird({"192.0.2.0/24", "11.0.0.0/8"})
+    since = bird_since(net)
+    time.sleep(1.1)  # BIRD's 'since' has a one-second resolution in 'show protocols'
+
+    # 1. the upstream's policy changes and a neighbor is added: the invalid route is now
+    #    announced, the new neighbor's route arrives, no session is reset
+    text2 = text.replace('policy = "drop-invalid"', 'policy = "accept-all"') + (
+        '\n[[neighbor]]\naddress = "127.0.0.3"\nasn = 65003\nrole = "upstream"\n'
+    )
+    ev = reload(net, text2, 1)
+    assert ev["ok"] and ev["changed"] == ["127.0.0.2"] and ev["added"] == ["127.0.0.3"], ev
+    up3 = net.upstream("127.0.0.3", 65003)
+    cmd = "announce route 20.33.0.0/16 next-hop 127.0.0.3 as-path [ 65003 65033 ]"
+    assert up3.command(cmd) == "done"
+    net.wait_bird({"192.0.2.0/24", "198.51.100.0/24", "11.0.0.0/8", "20.33.0.0/16"})
+
+    # 2. a file with an error is refused; the running configuration stays
+    ev = reload(net, text2.replace('role = "upstream"', 'role = "upstrem"', 1), 2)
+    assert not ev["ok"] and f"{net.toml}:" in ev["message"] and "neighbor[0].role" in ev["message"]
+    assert "running one is kept" in ev["message"]
+    ev = reload(net, text2.replace("asn = 65000", "asn = 65100", 1), 3)
+    assert not ev["ok"] and "asn changed" in ev["message"] and "restart" in ev["message"]
+
+    # 3. the first upstream removed (its routes withdrawn) and the RPKI source replaced by one
+    #    where 20.33.0.0/16 belongs to another AS (the route becomes invalid, is withdrawn)
+    doc = json.loads((DATA / "small_vrps.json").read_text())
+    doc["roas"].append({"prefix": "20.33.0.0/16", "maxLength": 16, "asn": 64511, "ta": "t"})
+    vrps2 = net.dir / "vrps2.json"
+    vrps2.write_text(json.dumps(doc))
+    text3 = text2.replace(
+        '[[neighbor]]\naddress = "127.0.0.2"\nasn = 65001\nrole = "upstream"\n'
+        'policy = "accept-all"\n',
+        "",
+    ).replace(str(net.dir / "vrps.json"), str(vrps2))
+    assert "127.0.0.2" not in text3 and "vrps2.json" in text3
+    ev = reload(net, text3, 4)
+    assert ev["ok"] and ev["removed"] == ["127.0.0.2"], ev
+    assert ev["rpki_removed"] == ["vrps.json"] and ev["rpki_added"] == ["vrps2.json"]
+    net.wait_bird(set())
+    st = net.state()
+    (r,) = st["routes"]
+    assert (r["prefix"], r["state"], r["accepted"]) == ("20.33.0.0/16", "invalid", False)
+    assert [s["name"] for s in st["rpki"]] == ["vrps2.json"]
+
+    # the sink's session and the kept upstream's were never reset
+    assert bird_since(net) == since
+    assert [m["neighbor"]["state"] for m in up3.messages("state")][-1] == "up"
+    assert "down" not in [m["neighbor"]["state"] for m in up3.messages("state")][1:]
+    assert up2.messages("state")[-1]["neighbor"]["state"] == "down"  # removed: closed
+    assert [e for e in net.events("neighbor") if e["neighbor"] == "127.0.0.9"][-1]["state"] == "up"
