@@ -4,6 +4,7 @@ RPKI has synced, and SIGHUP reloads the configuration without dropping unaffecte
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import signal
@@ -566,3 +567,22 @@ def test_sighup_reloads_the_configuration_without_dropping_unaffected_sessions(n
     assert "down" not in [m["neighbor"]["state"] for m in up3.messages("state")][1:]
     assert up2.messages("state")[-1]["neighbor"]["state"] == "down"  # removed: closed
     assert [e for e in net.events("neighbor") if e["neighbor"] == "127.0.0.9"][-1]["state"] == "up"
+
+
+def test_exabgp_from_the_same_environment_not_from_path(net):
+    """An unrelated 'exabgp' first in PATH is not run; the ExaBGP installed with rov-router is,
+    and its version is printed at start."""
+    fake = net.dir / "bin"
+    fake.mkdir()
+    marker = net.dir / "wrong-exabgp-ran"
+    (fake / "exabgp").write_text(f"#!/bin/sh\ntouch {marker}\nexit 1\n")
+    (fake / "exabgp").chmod(0o755)
+    sink = net.bird("sink", "127.0.0.9", 65009)
+    net.start_router(router_text(net, sink), env={"PATH": f"{fake}:{os.environ.get('PATH', '')}"})
+    (start,) = net.wait_event("start")
+    assert start["exabgp_version"] == importlib.metadata.version("exabgp")
+    assert f"ExaBGP {start['exabgp_version']} ({sys.executable} -m exabgp)" in start["message"]
+    up = net.upstream()
+    assert up.command("announce route 11.0.0.0/8 next-hop 127.0.0.2 as-path [ 65001 65005 ]")
+    net.wait_bird({"11.0.0.0/8"})
+    assert not marker.exists()
