@@ -23,7 +23,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from ..router import RouteEvent
+from ..router import HELD, RouteEvent
 
 if TYPE_CHECKING:
     from ..app import App
@@ -280,7 +280,8 @@ class LiveDisplay:
             if self.neighbor_filter and self.neighbor_filter != r.peer.address:
                 continue
             colour = COLOUR[r.state]
-            action = "withdrawn" if gone else ("DROPPED" if not r.accepted else r.action)
+            held = r.action == HELD  # start-up: nothing is advertised before RPKI synced
+            action = "withdrawn" if gone else ("DROPPED" if not (r.accepted or held) else r.action)
             reason = self.app.core.verdict(r).reason
             aspa = r.aspa_state or "-"
             if r.aspa is not None and r.aspa.state.value == "invalid":
