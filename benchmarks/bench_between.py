@@ -101,14 +101,14 @@ def rtrlib_verdicts(queries: list[tuple[str, int, int]], port: int, tmp: Path) -
     return out
 
 
-def sink_conf(tmp: Path, port: int, router_as: int) -> Path:
+def sink_conf(tmp: Path, port: int, router_as: int, sink_as: int) -> Path:
     conf = tmp / "sink.conf"
     conf.write_text(
         f"""log "{tmp / "sink.log"}" {{ warning, error, fatal }};
 router id {SINK_ADDR};
 ipv4 table t4;
 protocol bgp up {{
-\tlocal {SINK_ADDR} port {port} as 65009;
+\tlocal {SINK_ADDR} port {port} as {sink_as};
 \tneighbor {B.ROUTER_ADDR} as {router_as};
 \tpassive on; strict bind on; multihop; hold time 240;
 \tipv4 {{ table t4; import all; export none; }};
@@ -149,7 +149,14 @@ def main() -> int:
     t0 = time.monotonic()
     table, info = B.load_table(data / B.MRT, args.limit)
     router_as, feeder_as = B.pick_asns(table)
-    print(f"table: {len(table):,} prefixes ({info})  router AS{router_as}, feeder AS{feeder_as}")
+    used = {a for _o, segs in table.values() for _k, asns in segs for a in asns}
+    # the sink's AS must be in no path either: a router never sends a route whose path holds
+    # the neighbor's AS (the neighbor would drop it as a loop)
+    sink_as = next(a for a in range(64600, 65000) if a not in used)
+    print(
+        f"table: {len(table):,} prefixes ({info})  router AS{router_as}, feeder AS{feeder_as}, "
+        f"sink AS{sink_as}"
+    )
     procs: list[subprocess.Popen] = []
     with tempfile.TemporaryDirectory(prefix="bench-between-") as td:
         tmp = Path(td)
@@ -188,7 +195,7 @@ def main() -> int:
             # sink, router, feeder
             sink_port = free_port(SINK_ADDR)
             sink_ctl = tmp / "sink.ctl"
-            conf = sink_conf(tmp, sink_port, router_as)
+            conf = sink_conf(tmp, sink_port, router_as, sink_as)
             procs.append(spawn(["bird", "-f", "-c", str(conf), "-s", str(sink_ctl)], tmp / "s.out"))
             port = free_port()
             rt = tmp / "router.toml"
@@ -207,7 +214,7 @@ policy = "drop-invalid"
 
 [[neighbor]]
 address = "{SINK_ADDR}"
-asn = 65009
+asn = {sink_as}
 role = "downstream"
 port = {sink_port}
 next_hop = "keep"
