@@ -73,14 +73,6 @@ def exabgp_version() -> str:
         return "unknown"
 
 
-def exabgp_binary() -> str:
-    """Kept for callers that need one path: the ``exabgp`` script beside ``sys.executable``."""
-    cand = Path(sys.executable).parent / "exabgp"
-    if cand.exists():
-        return str(cand)
-    raise FileNotFoundError(f"no exabgp script beside {sys.executable} (pip install exabgp)")
-
-
 def render(spec: SpeakerSpec, workdir: Path) -> tuple[Path, Path]:
     """Write ``<name>.conf`` and ``<name>.env``; return their paths."""
     lines: list[str] = []
