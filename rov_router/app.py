@@ -236,7 +236,11 @@ class App:
         self._flush_scheduled = False
         with contextlib.suppress(OSError, ValueError):
             self.out.flush()
-        cmds = self.core.commands()
+        try:
+            cmds = self.core.commands()  # isolates a failing route itself; this is the last net
+        except Exception:  # noqa: BLE001 - a flush must never stop later flushes
+            log.exception("building downstream commands failed")
+            return
         if cmds and self.bridge is not None:
             for c in cmds:
                 self.bridge.send(c)

@@ -8,6 +8,7 @@ bridge socket, the RTR clients and the terminal.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -30,6 +31,11 @@ BATCH = 100  # prefixes per 'announce attributes ... nlri' command (exabgp.md §
 #: the action of a route held back until every RPKI source has synced once
 HELD = "waiting for RPKI"
 TAG_VALUE = {"valid": 0, "not-found": 1, "invalid": 2}
+#: bad lines / failed routes logged in full; after that only counters (every LOG_EVERY-th)
+LOG_FIRST = 20
+LOG_EVERY = 1000
+
+log = logging.getLogger("rov_router.router")
 
 
 class Peer:
@@ -105,7 +111,25 @@ class Stats:
     revalidated_routes: int = 0
     revalidation_seconds: float = 0.0
     commands: int = 0
+    #: routes whose downstream command could not be built (skipped, the others go out)
+    export_errors: int = 0
+    #: events the core failed on after the codec accepted them (a bug: counted, not fatal)
+    internal_errors: int = 0
     last_unparsed: list[str] = field(default_factory=list)
+
+
+def _log_limited(count: int, what: str, msg: str) -> bool:
+    """Log the first LOG_FIRST occurrences in full, then a counter every LOG_EVERY; True when
+    this occurrence was logged."""
+    if count <= LOG_FIRST:
+        log.warning("%s: %s", what, msg)
+        if count == LOG_FIRST:
+            log.warning("%s: further ones are only counted (every %d logged)", what, LOG_EVERY)
+        return True
+    if count % LOG_EVERY == 0:
+        log.warning("%s: %d so far; last: %s", what, count, msg)
+        return True
+    return False
 
 
 class RouterCore:
@@ -219,12 +243,21 @@ class RouterCore:
         except X.LineError as e:
             self._unparsed(f"{e}: {e.line[:300]}")
             return
-        self.handle(ev)
+        try:
+            self.handle(ev)
+        except Exception as e:  # noqa: BLE001 - one event must never stop the router
+            self.stats.internal_errors += 1
+            _log_limited(
+                self.stats.internal_errors,
+                "internal error on an ExaBGP event",
+                f"{type(e).__name__}: {e}: {str(line)[:300]}",
+            )
 
     def _unparsed(self, msg: str) -> None:
         self.stats.unparsed += 1
         self.stats.last_unparsed = ([*self.stats.last_unparsed, msg])[-5:]
-        self._emit(PeerEvent(self.clock(), "-", "unparsed", msg))
+        if _log_limited(self.stats.unparsed, "unparsable ExaBGP line", msg):
+            self._emit(PeerEvent(self.clock(), "-", "unparsed", msg))
 
     def handle(self, ev) -> None:
         if isinstance(ev, X.Update):
@@ -420,27 +453,21 @@ class RouterCore:
             return []  # the dirty set and replays wait for release()
         out: list[str] = []
         pending: dict[str, dict[str, tuple[str, str, str] | None]] = {}
-        for key in self._dirty:
-            entry = self.rib.entry(*key)
-            old_best = entry.best if entry else None
-            new_best = self._select(entry) if entry else None
-            if entry is not None:
-                entry.best = new_best
-                self.rib.prune(entry, *key)
-            prefix = (
-                format_prefix(*key)
-                if new_best is None and old_best is None
-                else ((new_best or old_best).prefix)
-            )
-            for dst in self.exporters:
-                want = self._export(new_best, dst)
-                have = dst.adj_out.get(prefix)
-                if want is None and have is None:
-                    continue
-                if want is not None and have == want[2]:
-                    continue
-                pending.setdefault(dst.address, {})[prefix] = want
-        self._dirty.clear()
+        dirty, self._dirty = self._dirty, set()  # taken whole: a failure never leaves it behind
+        for key in dirty:
+            try:
+                self._pending_for(key, pending)
+            except Exception as e:  # noqa: BLE001 - one route must never block the others
+                self.stats.export_errors += 1
+                _log_limited(
+                    self.stats.export_errors,
+                    "cannot build the downstream command for a route",
+                    f"{format_prefix(*key)}: {type(e).__name__}: {e}",
+                )
+                prefix = format_prefix(*key)  # fail safe: withdraw what we cannot render
+                for dst in self.exporters:
+                    if prefix in dst.adj_out:
+                        pending.setdefault(dst.address, {})[prefix] = None
         for dst in self.exporters:
             if dst.address in self._replay:
                 self._replay.discard(dst.address)
@@ -457,6 +484,30 @@ class RouterCore:
         self._text_attrs.clear()
         self.stats.commands += len(out)
         return out
+
+    def _pending_for(
+        self, key: tuple[bytes, int], pending: dict[str, dict[str, tuple[str, str, str] | None]]
+    ) -> None:
+        """Best path for one changed prefix, and what each exporter must be told about it."""
+        entry = self.rib.entry(*key)
+        old_best = entry.best if entry else None
+        new_best = self._select(entry) if entry else None
+        if entry is not None:
+            entry.best = new_best
+            self.rib.prune(entry, *key)
+        prefix = (
+            format_prefix(*key)
+            if new_best is None and old_best is None
+            else ((new_best or old_best).prefix)
+        )
+        wants = [(dst, self._export(new_best, dst)) for dst in self.exporters]
+        for dst, want in wants:
+            have = dst.adj_out.get(prefix)
+            if want is None and have is None:
+                continue
+            if want is not None and have == want[2]:
+                continue
+            pending.setdefault(dst.address, {})[prefix] = want
 
     def _select(self, entry: PrefixEntry) -> Route | None:
         if len(entry.routes) == 1:  # the common case on a single full-table session

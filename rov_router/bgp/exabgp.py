@@ -170,7 +170,12 @@ Event = PeerState | Update | EndOfRib | Open | Notification | Shutdown | Answer 
 
 
 def parse_line(line: str | bytes) -> Event:
-    """Decode one line ExaBGP wrote to the process.  Raises :class:`LineError`."""
+    """Decode one line ExaBGP wrote to the process.  Raises :class:`LineError`.
+
+    This is the one place where the shape of ExaBGP's JSON is checked: every value an event
+    carries has the type the router core relies on (strings for addresses and prefixes, ints in
+    range for AS numbers, MED, communities ...), so a malformed line is rejected here, whole,
+    and never reaches the RIB or the commands built from it."""
     text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
     s = text.strip()
     if not s:
@@ -182,56 +187,118 @@ def parse_line(line: str | bytes) -> Event:
     except ValueError as e:
         raise LineError(f"not valid JSON: {e}", s) from None
     try:
-        return _decode(m)
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        return _decode(_obj(m, "message"))
+    except Malformed as e:
+        raise LineError(f"unexpected message structure: {e}", s) from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError) as e:
         raise LineError(f"unexpected message structure: {type(e).__name__}: {e}", s) from None
 
 
+class Malformed(ValueError):
+    """A value of the wrong type or out of range in an ExaBGP message."""
+
+
+_U32 = (1 << 32) - 1
+
+
+def _obj(v: Any, what: str) -> dict[str, Any]:
+    if not isinstance(v, dict):
+        raise Malformed(f"{what}: expected an object, got {type(v).__name__}")
+    return v
+
+
+def _list(v: Any, what: str) -> list[Any]:
+    if not isinstance(v, list):
+        raise Malformed(f"{what}: expected a list, got {type(v).__name__}")
+    return v
+
+
+def _str(v: Any, what: str) -> str:
+    if not isinstance(v, str):
+        raise Malformed(f"{what}: expected a string, got {type(v).__name__}")
+    return v
+
+
+def _int(v: Any, what: str, high: int = _U32) -> int:
+    if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= high:
+        raise Malformed(f"{what}: expected an integer 0..{high}, got {v!r:.40}")
+    return v
+
+
+def _opt_int(v: Any, what: str) -> int | None:
+    return None if v is None else _int(v, what)
+
+
+def _ints(v: Any, what: str, n: int, high: int) -> tuple[int, ...]:
+    items = _list(v, what)
+    if len(items) != n:
+        raise Malformed(f"{what}: expected {n} numbers, got {len(items)}")
+    return tuple(_int(x, what, high) for x in items)
+
+
 def _decode(m: dict[str, Any]) -> Event:
-    t = m["type"]
+    t = _str(m["type"], "type")
     if t == "notification" and m.get("notification") == "shutdown":
         return Shutdown()
-    n = m["neighbor"]
-    peer = n["address"]["peer"]
-    peer_as = n.get("asn", {}).get("peer")
+    n = _obj(m["neighbor"], "neighbor")
+    peer = _str(_obj(n["address"], "neighbor.address")["peer"], "neighbor.address.peer")
+    peer_as = _opt_int(_obj(n.get("asn", {}), "neighbor.asn").get("peer"), "neighbor.asn.peer")
     if t == "state":
-        return PeerState(peer, n["state"], n.get("reason", ""), peer_as)
+        reason = n.get("reason", "")
+        return PeerState(
+            peer,
+            _str(n["state"], "neighbor.state"),
+            reason if isinstance(reason, str) else "",
+            peer_as,
+        )
     if t == "update":
         if n.get("direction", "receive") != "receive":
             return Ignored("sent update")
-        msg = n["message"]
+        msg = _obj(n["message"], "message")
         if "update" not in msg and "eor" not in msg:
             return Ignored("raw update")  # receive { packets; } hex copy
         if "eor" in msg:
-            eor = msg["eor"]
-            return EndOfRib(peer, f"{eor['afi']} {eor['safi']}")
-        return _decode_update(peer, peer_as, msg["update"])
+            eor = _obj(msg["eor"], "eor")
+            return EndOfRib(peer, f"{_str(eor['afi'], 'eor.afi')} {_str(eor['safi'], 'eor.safi')}")
+        return _decode_update(peer, peer_as, _obj(msg["update"], "update"))
     if t == "open":
         if n.get("direction") != "receive" or "open" not in n:
             return Ignored("sent or raw open")
-        o = n["open"]
-        return Open(peer, int(o["asn"]), str(o.get("router_id", "")), o.get("capabilities", {}))
+        o = _obj(n["open"], "open")
+        caps = o.get("capabilities", {})
+        return Open(
+            peer,
+            _int(o["asn"], "open.asn"),
+            _str(o.get("router_id", ""), "open.router_id"),
+            caps if isinstance(caps, dict) else {},
+        )
     if t == "notification" and "notification" in n:
-        no = n["notification"]
-        return Notification(peer, int(no["code"]), int(no["subcode"]))
+        no = _obj(n["notification"], "notification")
+        return Notification(
+            peer, _int(no["code"], "notification.code", 255), _int(no["subcode"], "subcode", 255)
+        )
     return Ignored(t)
+
+
+def _nlri(x: Any, what: str) -> str:
+    return _str(x if isinstance(x, str) else _obj(x, what)["nlri"], what)
 
 
 def _decode_update(peer: str, peer_as: int | None, u: dict[str, Any]) -> Update:
     up = Update(peer, peer_as)
-    attr = u.get("attribute", {})
-    for fam, by_nh in u.get("announce", {}).items():
+    attr = _obj(u.get("attribute", {}), "attribute")
+    for fam, by_nh in _obj(u.get("announce", {}), "announce").items():
         if fam not in FAMILIES:
             continue
-        for nh, nlris in by_nh.items():
+        for nh, nlris in _obj(by_nh, f"announce.{fam}").items():
             attrs = _attributes(nh, attr)
-            for x in nlris:
-                up.announced.append((fam, x if isinstance(x, str) else x["nlri"], attrs))
-    for fam, nlris in u.get("withdraw", {}).items():
+            for x in _list(nlris, f"announce.{fam}.{nh}"):
+                up.announced.append((fam, _nlri(x, "announce nlri"), attrs))
+    for fam, nlris in _obj(u.get("withdraw", {}), "withdraw").items():
         if fam not in FAMILIES:
             continue
-        for x in nlris:
-            up.withdrawn.append((fam, x if isinstance(x, str) else x["nlri"]))
+        for x in _list(nlris, f"withdraw.{fam}"):
+            up.withdrawn.append((fam, _nlri(x, "withdraw nlri")))
     return up
 
 
@@ -287,14 +354,23 @@ def _generic(key: str, value: Any) -> tuple[int, int, str] | None:
     return code, flag, data.lower()
 
 
+ORIGINS = ("igp", "egp", "incomplete")
+
+
 def _attributes(next_hop: str, a: dict[str, Any]) -> Attributes:
-    path = a.get("as-path", {})
+    path = _obj(a.get("as-path", {}), "as-path")
     segs = []
-    for k in sorted(path, key=int):
-        seg = path[k]
-        segs.append(
-            (SEGMENT_KINDS.get(seg["element"], seg["element"]), tuple(int(x) for x in seg["value"]))
-        )
+    for k in sorted(path, key=lambda k: int(k) if k.isdigit() else -1):
+        if not k.isdigit():
+            raise Malformed(f"as-path: segment key {k!r:.40} is not a number")
+        seg = _obj(path[k], f"as-path.{k}")
+        kind = SEGMENT_KINDS.get(_str(seg["element"], f"as-path.{k}.element"))
+        if kind is None:
+            raise Malformed(f"as-path.{k}.element: unknown segment type {seg['element']!r:.40}")
+        segs.append((kind, tuple(_int(x, "as-path ASN") for x in _list(seg["value"], "as-path"))))
+    origin = _str(a.get("origin", "igp"), "origin")
+    if origin not in ORIGINS:
+        raise Malformed(f"origin: {origin!r:.40} is not one of {', '.join(ORIGINS)}")
     other = tuple(sorted((k, str(v)) for k, v in a.items() if k not in _KNOWN))
     generic = []
     otc = None
@@ -311,13 +387,20 @@ def _attributes(next_hop: str, a: dict[str, Any]) -> Attributes:
                 otc = None
     return Attributes(
         next_hop=next_hop,
-        origin=a.get("origin", "igp"),
+        origin=origin,
         as_path=tuple(segs),
-        med=a.get("med"),
-        local_pref=a.get("local-preference"),
-        communities=tuple(tuple(c) for c in a.get("community", ())),
-        large_communities=tuple(tuple(c) for c in a.get("large-community", ())),
-        extended_communities=tuple(_ext_community(c) for c in a.get("extended-community", ())),
+        med=_opt_int(a.get("med"), "med"),
+        local_pref=_opt_int(a.get("local-preference"), "local-preference"),
+        communities=tuple(
+            _ints(c, "community", 2, 0xFFFF) for c in _list(a.get("community", []), "community")
+        ),
+        large_communities=tuple(
+            _ints(c, "large-community", 3, _U32)
+            for c in _list(a.get("large-community", []), "large-community")
+        ),
+        extended_communities=tuple(
+            _ext_community(c) for c in _list(a.get("extended-community", []), "extended-community")
+        ),
         atomic_aggregate=bool(a.get("atomic-aggregate", False)),
         aggregator=_aggregator(a.get("aggregator")),
         otc=otc,
