@@ -220,6 +220,7 @@ class BridgeEnd:
         self.answers_ok = 0
         self.answers_error = 0
         self.lines = 0
+        self._conns: set[asyncio.Task] = set()
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -230,6 +231,10 @@ class BridgeEnd:
         )
 
     async def _conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._conns.add(task)
+            task.add_done_callback(self._conns.discard)
         if self._writer is not None:  # a second bridge (respawned): the newest wins
             self._writer.close()
         self._writer = writer
@@ -295,6 +300,8 @@ class BridgeEnd:
     async def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
+        if self._conns:  # let the reader see its EOF rather than be cancelled at loop end
+            await asyncio.wait(set(self._conns), timeout=1.0)
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

@@ -1,0 +1,173 @@
+"""A running `rov-router run` against bad input and unkind process handling: malformed ExaBGP
+lines over the bridge socket (external mode, this test plays the bridge), signals, SIGKILL,
+leftovers and the control socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from rov_router.procs import stop_child
+from tests.conftest import DATA
+
+pytestmark = pytest.mark.interop
+
+EXTERNAL = """
+[router]
+asn = 65000
+router_id = "127.0.0.1"
+
+[exabgp]
+mode = "external"
+socket = "{sock}"
+
+[control]
+socket = "{ctl}"
+
+[[neighbor]]
+address = "127.0.0.2"
+asn = 65001
+role = "upstream"
+
+[[neighbor]]
+address = "127.0.0.9"
+asn = 65009
+role = "downstream"
+
+[[rpki]]
+vrps = "{vrps}"
+"""
+
+
+def _line(kind: str, peer: str, **body) -> bytes:
+    n = {
+        "address": {"local": "127.0.0.1", "peer": peer},
+        "asn": {"local": 65000, "peer": 65001},
+        **body,
+    }
+    return (json.dumps({"exabgp": "5.0.0", "type": kind, "neighbor": n}) + "\n").encode()
+
+
+def _state(peer: str, state: str) -> bytes:
+    return _line("state", peer, state=state)
+
+
+def _update(prefix, community=None) -> bytes:
+    attr = {"origin": "igp", "as-path": {"0": {"element": "as-sequence", "value": [65001, 64496]}}}
+    if community is not None:
+        attr["community"] = community
+    upd = {"attribute": attr, "announce": {"ipv4 unicast": {"127.0.0.2": [{"nlri": prefix}]}}}
+    return _line("update", "127.0.0.2", direction="receive", message={"update": upd})
+
+
+class FakeBridge:
+    """Plays ExaBGP's bridge on the router's socket: sends lines, answers 'done' to commands."""
+
+    def __init__(self, path: Path, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            self.sock = socket.socket(socket.AF_UNIX)
+            try:
+                self.sock.connect(str(path))
+                break
+            except OSError:
+                self.sock.close()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        self.commands: list[str] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        with self.sock.makefile("rb") as f:
+            for line in f:
+                with self.lock:
+                    self.commands.append(line.decode().strip())
+                try:
+                    self.sock.sendall(b"done\n")
+                except OSError:
+                    return
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def wait_announced(self, prefix: str, timeout: float = 15.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                for c in self.commands:
+                    if c.startswith("neighbor 127.0.0.9 announce") and prefix in c.split():
+                        return c
+            time.sleep(0.05)
+        raise AssertionError(f"{prefix} never announced downstream; commands: {self.commands}")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def start_router(tmp: Path, *extra: str, config: str = EXTERNAL) -> tuple[subprocess.Popen, Path]:
+    vrps = tmp / "vrps.json"
+    vrps.write_text((DATA / "small_vrps.json").read_text())
+    cfg = tmp / "router.toml"
+    cfg.write_text(config.format(sock=tmp / "bgp.sock", ctl=tmp / "ctl.sock", vrps=vrps))
+    out = tmp / "router.out"
+    with open(out, "wb") as f:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rov_router.cli", "run", "--config", str(cfg), "--json", *extra],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+        )
+    return proc, out
+
+
+def wait_output(out: Path, text: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in out.read_text(errors="replace"):
+            return
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise AssertionError(f"no {text!r} in the router's output:\n{out.read_text()[-3000:]}")
+
+
+def events(out: Path) -> list[dict]:
+    return [json.loads(x) for x in out.read_text().splitlines() if x.startswith("{")]
+
+
+def test_malformed_exabgp_lines_are_counted_and_later_routes_still_flow(tmp_path):
+    proc, out = start_router(tmp_path)
+    bridge = None
+    try:
+        wait_output(out, '"event": "rpki"', proc)
+        bridge = FakeBridge(tmp_path / "bgp.sock")
+        bridge.send(_state("127.0.0.9", "up") + _state("127.0.0.2", "up"))
+        bridge.send(_update(123))  # {"nlri": 123}: once an AttributeError that cut the bridge
+        bridge.send(_update("192.0.2.0/24"))
+        bridge.wait_announced("192.0.2.0/24")
+        bridge.send(_update("11.0.0.0/8", community=[[65001]]))  # once a ValueError per flush
+        bridge.send(_update("11.1.0.0/16"))
+        bridge.wait_announced("11.1.0.0/16")
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+        (summary,) = [e for e in events(out) if e["event"] == "summary"]
+        assert summary["unparsed_lines"] == 2, summary
+        assert summary["routes"] == 2 and summary["loc_rib"] == 2, summary
+        text = out.read_text()
+        assert "Traceback" not in text, text[-3000:]
+        assert "announce nlri: expected a string, got int" in text
+        assert "community: expected 2 numbers, got 1" in text
+    finally:
+        if bridge is not None:
+            bridge.close()
+        stop_child(proc)
