@@ -238,7 +238,7 @@ class App:
             self.out.flush()
         try:
             cmds = self.core.commands()  # isolates a failing route itself; this is the last net
-        except Exception:  # noqa: BLE001 - a flush must never stop later flushes
+        except Exception:  # a flush must never stop later flushes
             log.exception("building downstream commands failed")
             return
         if cmds and self.bridge is not None:

@@ -245,7 +245,7 @@ class RouterCore:
             return
         try:
             self.handle(ev)
-        except Exception as e:  # noqa: BLE001 - one event must never stop the router
+        except Exception as e:  # one event must never stop the router
             self.stats.internal_errors += 1
             _log_limited(
                 self.stats.internal_errors,
@@ -457,7 +457,7 @@ class RouterCore:
         for key in dirty:
             try:
                 self._pending_for(key, pending)
-            except Exception as e:  # noqa: BLE001 - one route must never block the others
+            except Exception as e:  # one route must never block the others
                 self.stats.export_errors += 1
                 _log_limited(
                     self.stats.export_errors,
