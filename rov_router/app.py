@@ -29,7 +29,8 @@ from .bgp.speaker import (
     local_address_for,
 )
 from .config import ConfigError, RouterConfig, RPKISourceConfig, load_config
-from .router import PeerEvent, RouteEvent, RouterCore
+from .procs import terminal_gone
+from .router import PeerEvent, RouteEvent, RouterCore, Stopping
 from .rpki.store import VRPStore
 from .rtr import session as S
 from .rtr.cache import CacheState
@@ -106,6 +107,9 @@ class App:
         self.exabgp: ExaBGP | None = None
         self._flush_scheduled = False
         self._stop = asyncio.Event()
+        #: the signal that stopped us (exit status 128 + signal), None for a normal end
+        self.stop_signal: int | None = None
+        self.final_summary: dict | None = None
         self.started = time.time()
         self.display = None
         self._hold_task: asyncio.Future | None = None
@@ -191,7 +195,10 @@ class App:
 
     def _on_rtr_event(self, src: RPKISource, ev) -> None:
         if isinstance(ev, Applied):
-            n = self.core.on_vrp_changes(ev.changes)
+            try:
+                n = self.core.on_vrp_changes(ev.changes)
+            except Stopping:
+                return
             src.last_update = time.time()
             src.synced = True
             self._schedule_flush()
@@ -215,7 +222,10 @@ class App:
             )
 
     def _on_line(self, line: bytes) -> None:
-        self.core.feed_line(line)
+        try:
+            self.core.feed_line(line)
+        except Stopping:
+            return
         self._schedule_flush()
         if _DEBUG_STALL and line.startswith(b"{") and b'"update"' in line:
             # test hook: block the event loop once, as a very slow redraw would
@@ -238,6 +248,8 @@ class App:
             self.out.flush()
         try:
             cmds = self.core.commands()  # isolates a failing route itself; this is the last net
+        except Stopping:
+            return
         except Exception:  # a flush must never stop later flushes
             log.exception("building downstream commands failed")
             return
@@ -392,11 +404,16 @@ class App:
         return SpeakerSpec("exabgp", peers, listen=listen, port=cfg.port, socket=sock)
 
     async def run(self) -> int:
-        """The whole life of `rov-router run`: start, wait for a signal or the duration, stop."""
+        """The whole life of `rov-router run`: start, wait for a signal or the duration, stop.
+        Returns the exit status: 0, 1 (ExaBGP died) or 128 + the signal that stopped us."""
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self._stop.set)
-        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        self._loop = loop
+        # SIGINT / SIGTERM as Python-level handlers: they run even while the loop is busy in
+        # long synchronous work, which then stops at its next slice (RouterCore.stopping)
+        previous = {
+            sig: signal.signal(sig, self._on_stop_signal) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        loop.add_signal_handler(signal.SIGHUP, self._on_hangup)
         loop.add_signal_handler(signal.SIGUSR1, self.write_state)
         try:
             await self.start()
@@ -407,9 +424,43 @@ class App:
             )
             for t in (waiter, watch):
                 t.cancel()
+            if self.stop_signal is not None:
+                return 128 + self.stop_signal
             return 0 if watch not in done else 1
         finally:
-            await self.shutdown()
+            try:
+                await self.shutdown()
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+                loop.remove_signal_handler(signal.SIGHUP)
+                loop.remove_signal_handler(signal.SIGUSR1)
+                self.remove_workdir()
+
+    def _on_stop_signal(self, signum: int, _frame=None) -> None:
+        self.stop_signal = self.stop_signal or signum
+        self.core.stopping = True  # long work in progress ends at its next slice
+        with contextlib.suppress(RuntimeError):  # the loop may be closing already
+            self._loop.call_soon_threadsafe(self._stop.set)
+
+    def _on_hangup(self) -> None:
+        """SIGHUP reloads the configuration, unless our terminal was closed (tmux
+        kill-session, ssh gone): then we stop (exit status 129) rather than live on as an
+        orphan."""
+        if self.hung_up():
+            self._on_stop_signal(signal.SIGHUP)
+        else:
+            self.request_reload()
+
+    @staticmethod
+    def hung_up() -> bool:
+        """Our controlling terminal was closed (tmux kill-session, ssh gone)."""
+        return terminal_gone()
+
+    def remove_workdir(self) -> None:
+        """Remove our private /tmp/rov-router-XXXX directory (idempotent; every exit path)."""
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     # ---- configuration reload (SIGHUP), as BIRD's 'configure' --------------------------------
 
@@ -611,37 +662,68 @@ class App:
                 return
 
     async def shutdown(self) -> None:
+        """Stop everything we started.  Each step runs even when an earlier one fails (a
+        closed terminal makes every print fail), and the summary is taken first, while the
+        routes are still there."""
         if self._hold_task is not None:
             self._hold_task.cancel()
+        if self.final_summary is None:
+            with contextlib.suppress(Exception):
+                self.final_summary = self.summary()
+        hurry = self.stop_signal is not None  # asked to stop: < 2 s, no waiting for acks
+        steps = [
+            self._close_control,
+            self._close_metrics,
+            self._close_display,
+            lambda: self.bridge.drain(0.2 if hurry else 2.0) if self.bridge else None,
+            lambda: self.exabgp.stop(grace=1.0 if hurry else 10.0) if self.exabgp else None,
+            self._stop_rtr,
+            self._close_sources,
+            lambda: self.bridge.close() if self.bridge else None,
+            self.write_state,
+            self._print_summary,
+        ]
+        for step in steps:
+            try:
+                res = step()
+                if asyncio.iscoroutine(res):
+                    await res
+            except Exception as e:  # keep tearing down
+                log.warning("shutdown: %s: %s", type(e).__name__, e)
+        with contextlib.suppress(Exception):
+            self.out.flush()
+        self.remove_workdir()
+
+    async def _close_control(self) -> None:
         if self.control is not None:
-            await self.control.close()
-            self.control = None
+            control, self.control = self.control, None
+            await control.close()
+
+    def _close_metrics(self) -> None:
         if self.metrics is not None:
             server = self.metrics[0] if isinstance(self.metrics, tuple) else None
+            self.metrics = None
             if server is not None:
                 server.shutdown()
-            self.metrics = None
+
+    def _close_display(self) -> None:
         if self.display is not None:
-            self.display.stop()
-            self.display = None
-        if self.bridge is not None:
-            await self.bridge.drain(2.0)
-        if self.exabgp is not None:
-            self.exabgp.stop()
+            display, self.display = self.display, None
+            display.stop()
+
+    async def _stop_rtr(self) -> None:
         if self.rtr is not None:
             self.rtr.stop()
             with contextlib.suppress(Exception):
-                await self._rtr_task
+                await asyncio.wait_for(asyncio.shield(self._rtr_task), 1.0)
+
+    async def _close_sources(self) -> None:
         for src in self.sources:
             await self._close_source(src)
-        if self.bridge is not None:
-            await self.bridge.close()
-        self.write_state()
-        self._print({"event": "summary", **self.summary(), "message": self.summary_text()})
-        with contextlib.suppress(OSError, ValueError):
-            self.out.flush()
-        if self._own_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _print_summary(self) -> None:
+        s = self.final_summary or self.summary()
+        self._print({"event": "summary", **s, "message": self.summary_text(s)})
 
     # ---- state -------------------------------------------------------------------------------
 
@@ -660,8 +742,8 @@ class App:
             "revalidations": self.core.stats.revalidations,
         }
 
-    def summary_text(self) -> str:
-        s = self.summary()
+    def summary_text(self, s: dict | None = None) -> str:
+        s = s or self.summary()
         return (
             f"summary: {s['routes']} routes ({s['valid']} valid, {s['invalid']} invalid, "
             f"{s['not-found']} not-found), {s['dropped']} dropped, {s['loc_rib']} in "

@@ -12,7 +12,9 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .rpki.store import VRPStore
@@ -33,7 +35,27 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 class CLIError(Exception):
-    pass
+    """A usage or input problem: one line on stderr, exit status ``status`` (2 by default)."""
+
+    status = 2
+
+
+class Failed(CLIError):
+    """Bad input or a failed operation (an unreadable file, no sync in time): exit status 1."""
+
+    status = 1
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (or SIGHUP) turned into an exception, so ``finally`` blocks stop children."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.status = 128 + signum
+
+
+def _raise_terminated(signum: int, _frame) -> None:
+    raise Terminated(signum)
 
 
 def _hostport(text: str) -> tuple[str, int]:
@@ -115,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout",
         type=float,
         default=120.0,
-        help="with --once: give up after this many seconds (120)",
+        metavar="SECONDS",
+        help="with --once: give up (exit 1) when no sync completes in this time (120)",
     )
     r.add_argument(
         "--max-backoff",
@@ -157,6 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --cache: use exactly this RTR version",
     )
     v.add_argument("--json", action="store_true", help="one JSON object per route")
+    v.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="with --cache: give up (exit 1) when no sync completes in this time (120)",
+    )
     add_client_arguments(v)  # for --cache: --transport tls|ssh and its options
 
     c = sub.add_parser(
@@ -369,6 +399,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .procs import remember_terminal
+
+    remember_terminal()
+    # every command: SIGTERM unwinds like Ctrl-C (finally blocks stop children), exit 143;
+    # commands that stop more gracefully install their own handlers on top
+    signal.signal(signal.SIGTERM, _raise_terminated)
     level = logging.WARNING - 10 * args.verbose
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
@@ -394,11 +430,14 @@ def main(argv: list[str] | None = None) -> int:
             from .analysis.command import run as cmd_analyze
 
             return cmd_analyze(args)
-    except (CLIError, VRPFileError, DumpError) as e:
+    except CLIError as e:
+        print(f"rov-router: error: {e}", file=sys.stderr)
+        return e.status
+    except (VRPFileError, DumpError) as e:
         print(f"rov-router: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as e:
+        return getattr(e, "status", 130)
     except BrokenPipeError:  # output piped into head & co.
         with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115
@@ -585,41 +624,85 @@ def cmd_rtr(args) -> int:
             )
         )
     mgr = RTRManager(store, clients)
-    return asyncio.run(_run_rtr(mgr, args, rep))
+    return asyncio.run(_interruptible(_run_rtr(mgr, args, rep), stop=mgr.stop))
+
+
+async def _interruptible(
+    work: Coroutine[Any, Any, int], stop: Callable[[], None] | None = None
+) -> int:
+    """Run ``work``; SIGINT / SIGTERM call ``stop`` and cancel it (its ``finally`` blocks
+    still run), and the result is the conventional 130 / 143."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(work)
+    got: list[int] = []
+
+    def on_signal(sig: int) -> None:
+        if not got:
+            got.append(sig)
+        if stop is not None:
+            stop()
+        task.cancel()
+
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    for sig in sigs:
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        status = await task
+    except asyncio.CancelledError:
+        if not got:
+            raise
+        status = 0
+    finally:
+        for sig in sigs:
+            loop.remove_signal_handler(sig)
+        signal.signal(signal.SIGTERM, _raise_terminated)
+    return 128 + got[0] if got else status
+
+
+async def _stop_within(
+    task: asyncio.Future, stop: Callable[[], None], timeout: float = 1.0
+) -> None:
+    """Ask a background task to stop; cancel it if it has not ended within ``timeout``."""
+    stop()
+    try:
+        await asyncio.wait_for(asyncio.shield(task), timeout)
+    except TimeoutError:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
 
 
 async def _run_rtr(mgr: RTRManager, args, rep: _Reporter) -> int:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, mgr.stop)
     task = asyncio.ensure_future(mgr.run())
-    if args.once:
+    try:
+        if args.once:
+            try:
+                await asyncio.wait_for(
+                    asyncio.gather(*(c.wait_synced() for c in mgr.clients)), args.timeout
+                )
+            except TimeoutError:
+                errs = "; ".join(
+                    f"{c.source}: {c.last_error or 'no End of Data'}" for c in mgr.clients
+                )
+                raise Failed(f"no complete sync within {args.timeout:g} s ({errs})") from None
+            await _stop_within(task, mgr.stop)
+            if not args.json and len(mgr.clients) > 1:
+                c = rep.store.counts()
+                print(
+                    f"union of {len(mgr.clients)} caches: {c['vrps']} VRPs on "
+                    f"{c['vrp_prefixes_v4']} IPv4 and {c['vrp_prefixes_v6']} IPv6 prefixes, "
+                    f"{c['router_keys']} router keys, {c['aspas']} ASPA",
+                    flush=True,
+                )
+            return 0
         try:
-            await asyncio.wait_for(
-                asyncio.gather(*(c.wait_synced() for c in mgr.clients)), args.timeout
-            )
-        except TimeoutError:
-            mgr.stop()
-            await task
-            errs = "; ".join(f"{c.source}: {c.last_error or 'no End of Data'}" for c in mgr.clients)
-            print(
-                f"rov-router: error: no complete sync within {args.timeout:g} s ({errs})",
-                file=sys.stderr,
-            )
-            return 1
-        mgr.stop()
-        await task
-        if not args.json and len(mgr.clients) > 1:
-            c = rep.store.counts()
-            print(
-                f"union of {len(mgr.clients)} caches: {c['vrps']} VRPs on "
-                f"{c['vrp_prefixes_v4']} IPv4 and {c['vrp_prefixes_v6']} IPv6 prefixes, "
-                f"{c['router_keys']} router keys, {c['aspas']} ASPA",
-                flush=True,
-            )
-        return 0
-    await task
-    return 0
+            await task  # until stopped: a signal cancels us (130 / 143)
+        except Exception as e:
+            raise Failed(f"RTR client failed: {type(e).__name__}: {e}") from None
+        return 0  # stopped cleanly from within
+    finally:
+        if not task.done():
+            await _stop_within(task, mgr.stop)
 
 
 def _cmd_replay(args) -> int:
@@ -681,20 +764,22 @@ def _load_store(args) -> VRPStore:
             raise CLIError(str(e)) from None
         client = RTRClient(host, port, store, **kw)
 
-        async def sync() -> None:
+        async def sync() -> int:
             task = asyncio.ensure_future(client.run())
             try:
-                await client.wait_synced(120)
+                await client.wait_synced(args.timeout)
             except TimeoutError:
-                raise CLIError(
-                    f"no complete sync from {host}:{port} within 120 s "
+                raise Failed(
+                    f"no complete sync from {host}:{port} within {args.timeout:g} s "
                     f"({client.last_error or 'no End of Data'})"
                 ) from None
             finally:
-                client.stop()
-                await task
+                await _stop_within(task, client.stop)
+            return 0
 
-        asyncio.run(sync())
+        status = asyncio.run(_interruptible(sync(), stop=client.stop))
+        if status:
+            raise Terminated(status - 128)  # interrupted: 130 / 143
         return store
     raise CLIError("give --vrps FILE or --cache HOST:PORT")
 
@@ -773,6 +858,8 @@ def cmd_run(args) -> int:
         return asyncio.run(app.run())
     except RuntimeError as e:
         raise CLIError(str(e)) from None
+    finally:
+        app.remove_workdir()  # every exit path, also an interrupted start
 
 
 # ---- lab ---------------------------------------------------------------------------------------
@@ -825,12 +912,18 @@ def cmd_lab(args, default: str | None = None) -> int:
         # a terminal closing (SIGHUP) or SIGTERM must still stop every ExaBGP we started
         task = asyncio.ensure_future(lab.run())
         loop = asyncio.get_running_loop()
+        got: list[int] = []
+
+        def on_signal(sig: int) -> None:
+            got.append(sig)
+            task.cancel()
+
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            loop.add_signal_handler(sig, task.cancel)
+            loop.add_signal_handler(sig, on_signal, sig)
         try:
             return await task
         except asyncio.CancelledError:
-            raise KeyboardInterrupt from None
+            raise Terminated(got[0] if got else signal.SIGINT) from None
 
     res = asyncio.run(run_lab())
     failure = res.first_failure()
@@ -1063,11 +1156,27 @@ def cmd_cache(args) -> int:
     )
 
     async def run() -> int:
+        from .procs import terminal_gone
+
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
+        got: list[int] = []
+
+        def stop_by(sig: int) -> None:
+            got.append(sig)
+            stop.set()
+
+        def hangup() -> None:
+            # SIGHUP = reload (StayRTR's convention), unless our terminal was closed: then a
+            # cache left running would be an orphan holding its port
+            if terminal_gone():
+                stop_by(signal.SIGHUP)
+            else:
+                files.reload(force=True)
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: files.reload(force=True))
+            loop.add_signal_handler(sig, stop_by, sig)
+        loop.add_signal_handler(signal.SIGHUP, hangup)
 
         def status() -> None:
             st = server.status()
@@ -1094,12 +1203,17 @@ def cmd_cache(args) -> int:
         except OSError as e:
             raise CLIError(f"cannot listen on {host}:{port}: {e}") from None
         files.start_watching()
-        await stop.wait()
-        await files.stop()
-        # bis §8.5: routers keep their data until expire when told the cache restarts
-        await server.stop(P.ErrorCode.CACHE_RESTART, "cache stopping")
-        await server.close()
-        return 0
+        try:
+            await stop.wait()
+        finally:
+            await files.stop()
+            # bis §8.5: routers keep their data until expire when told the cache restarts
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    server.stop(P.ErrorCode.CACHE_RESTART, "cache stopping"), 1.0
+                )
+            await server.close()
+        return 128 + got[0] if got else 0
 
     return asyncio.run(run())
 

@@ -35,7 +35,15 @@ TAG_VALUE = {"valid": 0, "not-found": 1, "invalid": 2}
 LOG_FIRST = 20
 LOG_EVERY = 1000
 
+#: long loops (a full table going down, a full revalidation) look at ``stopping`` this often
+SLICE = 1024
+
 log = logging.getLogger("rov_router.router")
+
+
+class Stopping(Exception):
+    """Raised from inside long work once :attr:`RouterCore.stopping` is set, so that a stop
+    request (SIGTERM) is honoured within milliseconds even amid 500k-route work."""
 
 
 class Peer:
@@ -166,6 +174,12 @@ class RouterCore:
         self._text_attrs: list[X.Attributes] = []
         self._path_ases: dict[int, frozenset[int]] = {}  # id(attrs) -> the ASes of its path
         self.texts_rendered = 0
+        #: set (e.g. from a signal handler) to abandon long work at the next slice
+        self.stopping = False
+
+    def _check_stop(self) -> None:
+        if self.stopping:
+            raise Stopping
 
     def hold(self) -> None:
         """Hold every route back from downstream (start-up: no RPKI data yet)."""
@@ -245,6 +259,8 @@ class RouterCore:
             return
         try:
             self.handle(ev)
+        except Stopping:
+            raise
         except Exception as e:  # one event must never stop the router
             self.stats.internal_errors += 1
             _log_limited(
@@ -317,12 +333,14 @@ class RouterCore:
 
     def _flush_peer(self, p: Peer) -> None:
         now = self.clock()
-        for key, r in list(p.adj_in.items()):
+        for i, (key, r) in enumerate(list(p.adj_in.items())):
+            if not i % SLICE:
+                self._check_stop()
+            del p.adj_in[key]
             entry, _ = self.rib.remove(p, key[0], key[1])
             if entry is not None:
                 self._dirty.add(key)
             self._emit(RouteEvent(now, "flushed", r))
-        p.adj_in.clear()
 
     def _update(self, up: X.Update) -> None:
         p = self._peer(up.peer)
@@ -333,7 +351,9 @@ class RouterCore:
         self.stats.updates += 1
         now = self.clock()
         local_as = self.config.asn
-        for _fam, prefix in up.withdrawn:
+        for i, (_fam, prefix) in enumerate(up.withdrawn):
+            if not i % SLICE:
+                self._check_stop()
             try:
                 addr, plen = parse_prefix(prefix)
             except ValueError as e:
@@ -348,7 +368,9 @@ class RouterCore:
             self._dirty.add((addr, plen))
             self._emit(RouteEvent(now, "withdrawn", r))
         origins: dict[int, int | None] = {}  # one Attributes object per UPDATE: one origin
-        for fam, prefix, attrs in up.announced:
+        for i, (fam, prefix, attrs) in enumerate(up.announced):
+            if not i % SLICE:
+                self._check_stop()
             try:
                 addr, plen = parse_prefix(prefix)
             except ValueError as e:
@@ -432,6 +454,8 @@ class RouterCore:
             routes = lst
         n = 0
         for r in routes:
+            if not n % SLICE:
+                self._check_stop()
             n += 1
             old, old_aspa, old_acc = r.state, r.aspa_state, r.accepted
             self._evaluate(r)
@@ -454,7 +478,9 @@ class RouterCore:
         out: list[str] = []
         pending: dict[str, dict[str, tuple[str, str, str] | None]] = {}
         dirty, self._dirty = self._dirty, set()  # taken whole: a failure never leaves it behind
-        for key in dirty:
+        for i, key in enumerate(dirty):
+            if not i % SLICE:
+                self._check_stop()
             try:
                 self._pending_for(key, pending)
             except Exception as e:  # one route must never block the others
@@ -604,7 +630,9 @@ class RouterCore:
     def _render(self, dst: Peer, changes: dict[str, tuple[str, str, str] | None]) -> list[str]:
         out: list[str] = []
         groups: dict[tuple[str, str], list[str]] = {}
-        for prefix, want in sorted(changes.items()):
+        for i, (prefix, want) in enumerate(sorted(changes.items())):
+            if not i % SLICE:
+                self._check_stop()
             if want is None:
                 dst.adj_out.pop(prefix, None)
                 if dst.up:

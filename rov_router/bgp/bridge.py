@@ -12,12 +12,17 @@
   (exabgp.md G1).  So a slow redraw or a long revalidation in rov-router costs memory here,
   never a session.
 * Nothing but commands is ever written to stdout; diagnostics go to stderr.
+* The bridge dies with ExaBGP (``PR_SET_PDEATHSIG``).  With ``--exit-with-router`` (the
+  configurations rov-router generates for its own ExaBGP) it also ends that ExaBGP when the
+  socket to rov-router closes, so nothing of a router that was killed keeps running.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
+import signal
 import socket
 import sys
 import threading
@@ -39,12 +44,30 @@ def _connect(path: str, timeout: float = 30.0) -> socket.socket:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
+    args = list(sys.argv[1:] if argv is None else argv)
+    exit_with_router = "--exit-with-router" in args
+    args = [a for a in args if a != "--exit-with-router"]
     path = args[0] if args else os.environ.get("ROV_ROUTER_SOCKET", "")
     if not path:
-        print("usage: python -m rov_router.bgp.bridge SOCKET", file=sys.stderr)
+        print("usage: python -m rov_router.bgp.bridge [--exit-with-router] SOCKET", file=sys.stderr)
         return 2
-    sock = _connect(path)
+    from ..procs import set_parent_death_signal
+
+    exabgp = os.getppid()
+    set_parent_death_signal(signal.SIGTERM)
+
+    def router_gone() -> None:
+        if exit_with_router and os.getppid() == exabgp:
+            os.kill(exabgp, signal.SIGTERM)  # our ExaBGP: it must not outlive rov-router
+        os._exit(0)
+
+    try:
+        sock = _connect(path)
+    except SystemExit:
+        if exit_with_router:
+            with contextlib.suppress(OSError):
+                os.kill(exabgp, signal.SIGTERM)
+        raise
     queue: collections.deque[bytes | None] = collections.deque()
     ready = threading.Condition()
     stdin = sys.stdin.buffer
@@ -75,14 +98,18 @@ def main(argv: list[str] | None = None) -> int:
                     sock.shutdown(socket.SHUT_WR)
                     return
             except OSError:
-                os._exit(0)  # rov-router is gone; ExaBGP will notice us leaving
+                router_gone()
 
     threading.Thread(target=read_stdin, name="stdin", daemon=True).start()
     threading.Thread(target=to_router, name="to-router", daemon=True).start()
     with sock.makefile("rb") as commands:
-        for line in commands:
-            stdout.write(line if line.endswith(b"\n") else line + b"\n")
-            stdout.flush()
+        try:
+            for line in commands:
+                stdout.write(line if line.endswith(b"\n") else line + b"\n")
+                stdout.flush()
+        except OSError:
+            pass
+    router_gone()  # the socket closed: rov-router stopped or died
     return 0
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from ipaddress import ip_address
 from pathlib import Path
 
-from ..procs import stop_child
+from ..procs import die_with_parent, stop_child
 
 log = logging.getLogger("rov_router.exabgp")
 
@@ -79,7 +79,7 @@ def render(spec: SpeakerSpec, workdir: Path) -> tuple[Path, Path]:
     if spec.socket is not None:
         lines += [
             "process bridge {",
-            f"\trun {sys.executable} -m rov_router.bgp.bridge {spec.socket};",
+            f"\trun {sys.executable} -m rov_router.bgp.bridge --exit-with-router {spec.socket};",
             "\tencoder json;",
             "}",
             "",
@@ -162,6 +162,7 @@ class ExaBGP:
             stderr=subprocess.STDOUT,
             env=env,
             cwd=self.workdir,
+            preexec_fn=die_with_parent(),  # never outlives us, even when we are SIGKILLed
         )
         log.info("started ExaBGP %s (pid %d)", self.spec.name, self.proc.pid)
 
@@ -180,9 +181,9 @@ class ExaBGP:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 10.0) -> None:
         if self.proc is not None:
-            stop_child(self.proc, grace=10)
+            stop_child(self.proc, grace=grace)
             self.proc = None
         if getattr(self, "_out", None):
             self._out.close()

@@ -197,6 +197,8 @@ class Lab:
             await self.close()
 
     async def close(self) -> None:
+        if self.app is not None and self.app.final_summary is None:
+            self.app.final_summary = self.app.summary()  # before the sessions close
         for sp in self.speakers.values():
             sp.stop()
         self.speakers.clear()

@@ -123,7 +123,15 @@ def start_router(tmp: Path, *extra: str, config: str = EXTERNAL) -> tuple[subpro
     out = tmp / "router.out"
     with open(out, "wb") as f:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "rov_router.cli", "run", "--config", str(cfg), "--json", *extra],
+            [
+                sys.executable,
+                "-m",
+                "rov_router.cli",
+                "run",
+                "--config",
+                str(cfg),
+                *(extra or ["--json"]),
+            ],
             stdout=f,
             stderr=subprocess.STDOUT,
         )
@@ -139,6 +147,22 @@ def wait_output(out: Path, text: str, proc: subprocess.Popen, timeout: float = 3
             break
         time.sleep(0.05)
     raise AssertionError(f"no {text!r} in the router's output:\n{out.read_text()[-3000:]}")
+
+
+def wait_routes(ctl: Path, n: int, timeout: float = 30.0) -> None:
+    from rov_router.ops.control import request
+
+    deadline = time.monotonic() + timeout
+    got = None
+    while time.monotonic() < deadline:
+        try:
+            got = request(ctl, {"cmd": "routes", "limit": 0})["matched"]
+        except OSError:
+            got = None
+        if got == n:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the router holds {got} routes, expected {n}")
 
 
 def events(out: Path) -> list[dict]:
@@ -170,4 +194,154 @@ def test_malformed_exabgp_lines_are_counted_and_later_routes_still_flow(tmp_path
     finally:
         if bridge is not None:
             bridge.close()
+        stop_child(proc)
+
+
+# ---- signals, SIGKILL, leftovers ---------------------------------------------------------------
+
+MANAGED = """
+[router]
+asn = 65000
+router_id = "127.0.0.1"
+listen = "127.0.0.1"
+port = {port}
+
+[control]
+socket = "{ctl}"
+
+[[neighbor]]
+address = "127.0.0.2"
+asn = 65001
+role = "upstream"
+
+[[neighbor]]
+address = "127.0.0.9"
+asn = 65009
+role = "downstream"
+port = {port}
+
+[[rpki]]
+vrps = "{vrps}"
+"""
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (from /proc)."""
+    parent: dict[int, int] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            parent[int(d.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    out: set[int] = set()
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        for child, pp in parent.items():
+            if pp == p and child not in out:
+                out.add(child)
+                todo.append(child)
+    return out
+
+
+def alive(pids: set[int]) -> set[int]:
+    out = set()
+    for p in pids:
+        try:
+            state = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            out.add(p)
+    return out
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return "?"
+
+
+def wait_gone(pids: set[int], timeout: float) -> set[int]:
+    deadline = time.monotonic() + timeout
+    while alive(pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return alive(pids)
+
+
+def managed_router(tmp: Path) -> tuple[subprocess.Popen, Path, int]:
+    from rov_router.procs import free_port
+
+    port = free_port()
+    text = MANAGED.replace("{port}", str(port))
+    proc, out = start_router(tmp, "--plain", config=text)
+    return proc, out, port
+
+
+def upstream(tmp: Path, port: int):
+    from rov_router.bgp.control import Speaker
+    from rov_router.bgp.speaker import PeerSpec
+
+    return Speaker(
+        "up",
+        [
+            PeerSpec(
+                "127.0.0.1", 65000, 65001, "127.0.0.2", "127.0.0.2", passive=False, connect=port
+            )
+        ],
+        tmp,
+    ).start()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_run_with_a_live_session_stops_within_2_s_with_the_signal_status_and_a_summary(
+    tmp_path, sig
+):
+    proc, out, port = managed_router(tmp_path)
+    sp = upstream(tmp_path, port)
+    try:
+        sp.wait_state("127.0.0.1", "up", 60)
+        for prefix in ("192.0.2.0/24", "11.0.0.0/8"):
+            assert sp.command(f"announce route {prefix} next-hop self as-path [ 65001 64496 ]")
+        wait_routes(tmp_path / "ctl.sock", 2)
+        workdir = next(
+            Path(w) for w in out.read_text().split() if w.startswith("/tmp/rov-router-")
+        ).parent
+        kids = descendants(proc.pid)
+        assert any("exabgp" in cmdline(k) for k in kids) and any(
+            "rov_router.bgp.bridge" in cmdline(k) for k in kids
+        )
+        t0 = time.monotonic()
+        proc.send_signal(sig)
+        rc = proc.wait(10)
+        took = time.monotonic() - t0
+        assert rc == 128 + sig and took < 2.0, (rc, took, out.read_text()[-2000:])
+        assert not wait_gone(kids, 2.0), [cmdline(k) for k in alive(kids)]
+        assert not workdir.exists()
+        summary = [x for x in out.read_text().splitlines() if " summary: " in x]
+        assert summary and "summary: 2 routes" in summary[-1], out.read_text()[-2000:]
+    finally:
+        sp.stop()
+        stop_child(proc)
+
+
+def test_sigkilled_run_leaves_no_exabgp_or_bridge_behind(tmp_path):
+    proc, out, port = managed_router(tmp_path)
+    sp = upstream(tmp_path, port)
+    try:
+        sp.wait_state("127.0.0.1", "up", 60)
+        kids = descendants(proc.pid)
+        names = [cmdline(k) for k in kids]
+        assert any("exabgp" in n for n in names) and any(
+            "rov_router.bgp.bridge" in n for n in names
+        )
+        proc.kill()
+        proc.wait(5)
+        left = wait_gone(kids, 5.0)
+        assert not left, [cmdline(k) for k in left]
+    finally:
+        sp.stop()
         stop_child(proc)
