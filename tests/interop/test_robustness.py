@@ -86,6 +86,7 @@ class FakeBridge:
                 time.sleep(0.05)
         self.commands: list[str] = []
         self.lock = threading.Lock()
+        self.send_lock = threading.Lock()  # whole lines: a 'done' never lands inside one
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -94,12 +95,13 @@ class FakeBridge:
                 with self.lock:
                     self.commands.append(line.decode().strip())
                 try:
-                    self.sock.sendall(b"done\n")
+                    self.send(b"done\n")
                 except OSError:
                     return
 
     def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
+        with self.send_lock:
+            self.sock.sendall(data)
 
     def wait_announced(self, prefix: str, timeout: float = 15.0) -> str:
         deadline = time.monotonic() + timeout
@@ -344,4 +346,34 @@ def test_sigkilled_run_leaves_no_exabgp_or_bridge_behind(tmp_path):
         assert not left, [cmdline(k) for k in left]
     finally:
         sp.stop()
+        stop_child(proc)
+
+
+def test_run_busy_withdrawing_a_lost_full_table_still_stops_within_2_s(tmp_path):
+    n = 200_000
+    proc, out = start_router(tmp_path, "--plain")
+    bridge = None
+    try:
+        wait_output(out, "RPKI vrps.json", proc)
+        bridge = FakeBridge(tmp_path / "bgp.sock")
+        bridge.send(_state("127.0.0.9", "up") + _state("127.0.0.2", "up"))
+        attr = {"origin": "igp", "as-path": {"0": {"element": "as-sequence", "value": [65001, 1]}}}
+        for b in range(0, n, 2000):
+            nlri = [
+                {"nlri": f"{10 + (i >> 16)}.{i >> 8 & 255}.{i & 255}.0/24"}
+                for i in range(b, b + 2000)
+            ]
+            upd = {"attribute": attr, "announce": {"ipv4 unicast": {"127.0.0.2": nlri}}}
+            bridge.send(_line("update", "127.0.0.2", direction="receive", message={"update": upd}))
+        wait_routes(tmp_path / "ctl.sock", n, timeout=120)
+        bridge.send(_state("127.0.0.2", "down"))  # the feeder is lost: withdraw everything
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(30)
+        took = time.monotonic() - t0
+        assert rc == 143 and took < 2.0, (rc, took, out.read_text()[-2000:])
+    finally:
+        if bridge is not None:
+            bridge.close()
         stop_child(proc)
