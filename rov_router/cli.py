@@ -676,11 +676,13 @@ async def _run_rtr(mgr: RTRManager, args, rep: _Reporter) -> int:
     task = asyncio.ensure_future(mgr.run())
     try:
         if args.once:
+            waits = [asyncio.ensure_future(c.wait_synced()) for c in mgr.clients]
             try:
-                await asyncio.wait_for(
-                    asyncio.gather(*(c.wait_synced() for c in mgr.clients)), args.timeout
-                )
-            except TimeoutError:
+                _, pending = await asyncio.wait(waits, timeout=args.timeout)
+            finally:
+                for w in waits:
+                    w.cancel()
+            if pending:
                 errs = "; ".join(
                     f"{c.source}: {c.last_error or 'no End of Data'}" for c in mgr.clients
                 )

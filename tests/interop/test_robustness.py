@@ -377,3 +377,60 @@ def test_run_busy_withdrawing_a_lost_full_table_still_stops_within_2_s(tmp_path)
         if bridge is not None:
             bridge.close()
         stop_child(proc)
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "rov_router.cli", *args]
+
+
+def _commands(tmp: Path) -> dict[str, tuple[list[str], str | None]]:
+    """argv and a text that shows it is up (None: wait a moment) per command."""
+    from rov_router.procs import free_port
+
+    dead = f"127.0.0.1:{free_port()}"
+    vrps = tmp / "vrps.json"
+    vrps.write_text((DATA / "small_vrps.json").read_text())
+    mrt = (
+        Path(__file__).resolve().parents[2] / "topologies/data/youtube-pakistan-2008-as3277.mrt.gz"
+    )
+    return {
+        "rtr --once": (_cli("rtr", "--cache", dead, "--once"), "failed"),
+        "rtr": (_cli("rtr", "--cache", dead), "failed"),
+        "validate --cache": (_cli("validate", "--cache", dead, "192.0.2.0/24", "64496"), "failed"),
+        "cache": (_cli("cache", "--vrps", str(vrps), "--listen", dead), "loaded"),
+        "replay": (_cli("replay", str(mrt), "--router", dead, "--asn", "65001"), None),
+        "lab": (_cli("lab", "origin-hijack", "--check"), "step 1/"),
+    }
+
+
+@pytest.mark.parametrize(
+    "name", ["rtr --once", "rtr", "validate --cache", "cache", "replay", "lab"]
+)
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_every_command_stops_within_2_s_on_sigint_and_sigterm_with_its_children(
+    tmp_path, name, sig
+):
+    argv, ready = _commands(tmp_path)[name]
+    out = tmp_path / "out"
+    with open(out, "wb") as f:
+        proc = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        if ready is None:
+            time.sleep(3)
+        else:
+            wait_output(out, ready, proc, timeout=60)
+        kids = descendants(proc.pid)
+        if name in ("replay", "lab"):
+            assert any("exabgp" in cmdline(k) for k in kids), [cmdline(k) for k in kids]
+        t0 = time.monotonic()
+        proc.send_signal(sig)
+        try:
+            rc = proc.wait(10)
+        except subprocess.TimeoutExpired:
+            rc = None
+        took = time.monotonic() - t0
+        assert rc == 128 + sig and took < 2.0, (rc, took, out.read_text()[-2000:])
+        assert "Traceback" not in out.read_text(), out.read_text()[-3000:]
+        assert not wait_gone(kids, 2.0), [cmdline(k) for k in alive(kids)]
+    finally:
+        stop_child(proc)
