@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from rov_router.procs import stop_child
-from tests.conftest import DATA
+from tests.conftest import DATA, need_tool
 
 pytestmark = pytest.mark.interop
 
@@ -331,7 +331,7 @@ def test_run_with_a_live_session_stops_within_2_s_with_the_signal_status_and_a_s
 
 
 def test_sigkilled_run_leaves_no_exabgp_or_bridge_behind(tmp_path):
-    proc, out, port = managed_router(tmp_path)
+    proc, _out, port = managed_router(tmp_path)
     sp = upstream(tmp_path, port)
     try:
         sp.wait_state("127.0.0.1", "up", 60)
@@ -434,3 +434,112 @@ def test_every_command_stops_within_2_s_on_sigint_and_sigterm_with_its_children(
         assert not wait_gone(kids, 2.0), [cmdline(k) for k in alive(kids)]
     finally:
         stop_child(proc)
+
+
+# ---- closing the terminal ------------------------------------------------------------------
+
+
+class Tmux:
+    """A private tmux server (its own socket) running one command in a terminal."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.bin = need_tool("tmux")
+        self.name = f"rov11-{os.getpid()}-{tmp.name}"[:60]
+
+    def run(self, command: str) -> None:
+        subprocess.run(
+            [
+                self.bin,
+                "-L",
+                self.name,
+                "new-session",
+                "-d",
+                "-s",
+                "t",
+                "-x",
+                "120",
+                "-y",
+                "30",
+                command,
+            ],
+            check=True,
+            timeout=20,
+        )
+
+    def kill_session(self) -> None:
+        subprocess.run([self.bin, "-L", self.name, "kill-session", "-t", "t"], timeout=20)
+
+    def kill_server(self) -> None:
+        subprocess.run([self.bin, "-L", self.name, "kill-server"], capture_output=True, timeout=20)
+
+
+def pid_of(marker: str, timeout: float = 30.0) -> int:
+    """The rov-router process whose command line holds ``marker`` (a unique path)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for d in Path("/proc").iterdir():
+            if d.name.isdigit() and d.name != str(os.getpid()):
+                c = cmdline(int(d.name))
+                if c.startswith(sys.executable + " -m rov_router.cli") and marker in c:
+                    return int(d.name)
+        time.sleep(0.05)
+    raise AssertionError(f"no rov-router process with {marker}")
+
+
+def test_cache_exits_when_its_terminal_is_closed_but_reloads_on_a_plain_sighup(tmp_path):
+    from rov_router.procs import free_port, port_listening
+
+    vrps = tmp_path / "vrps.json"
+    vrps.write_text((DATA / "small_vrps.json").read_text())
+    port = free_port()
+    log = tmp_path / "cache.log"
+    tmux = Tmux(tmp_path)
+    env = f"PYTHONPATH={os.environ.get('PYTHONPATH', '')}"
+    tmux.run(
+        f"env {env} {sys.executable} -m rov_router.cli cache --vrps {vrps} "
+        f"--listen 127.0.0.1:{port} 2>&1 | tee {log}"
+    )
+    pid = 0
+    try:
+        pid = pid_of(str(vrps))
+        deadline = time.monotonic() + 30
+        while not port_listening(port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGHUP)  # terminal still there: SIGHUP = reload
+        deadline = time.monotonic() + 10
+        while "reloaded" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "reloaded" in log.read_text() and alive({pid})
+        tmux.kill_session()  # the terminal goes away: no orphan holding the port
+        assert not wait_gone({pid}, 3.0), cmdline(pid)
+        assert not port_listening(port)
+    finally:
+        tmux.kill_server()
+        for p in alive({pid}) if pid else ():
+            os.kill(p, signal.SIGKILL)
+
+
+def test_run_removes_its_work_dir_when_its_terminal_is_closed(tmp_path):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    vrps = tmp_path / "vrps.json"
+    vrps.write_text((DATA / "small_vrps.json").read_text())
+    cfg = tmp_path / "router.toml"
+    cfg.write_text(
+        EXTERNAL.format(sock=tmp_path / "bgp.sock", ctl=tmp_path / "ctl.sock", vrps=vrps)
+    )
+    tmux = Tmux(tmp_path)
+    env = f"PYTHONPATH={os.environ.get('PYTHONPATH', '')} TMPDIR={tmp}"
+    tmux.run(f"env {env} {sys.executable} -m rov_router.cli run --config {cfg} --plain")
+    pid = 0
+    try:
+        pid = pid_of(str(cfg))
+        wait_routes(tmp_path / "ctl.sock", 0)
+        assert [p.name[:11] for p in tmp.iterdir()] == ["rov-router-"]
+        tmux.kill_session()
+        assert not wait_gone({pid}, 3.0), cmdline(pid)
+        assert list(tmp.iterdir()) == []
+    finally:
+        tmux.kill_server()
+        for p in alive({pid}) if pid else ():
+            os.kill(p, signal.SIGKILL)
