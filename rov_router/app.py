@@ -614,15 +614,12 @@ class App:
         )
         from .ops.control import ControlServer, default_socket
 
-        try:
-            self.control = ControlServer(self, self.config.control_socket or default_socket())
-            await self.control.start()
-        except RuntimeError:
-            if self.config.control_socket is not None:
-                raise
-            # another router already answers on the default socket: use our own
-            self.control = ControlServer(self, self.workdir / "control.sock")
-            await self.control.start()
+        # a second router on the same socket is an error that names the --control to use,
+        # never a silent move to a path `show` does not know about
+        self.control = ControlServer(
+            self, self.config.control_socket or default_socket(create=True)
+        )
+        await self.control.start()
         if self.config.metrics is not None:
             from .ops.metrics import start_metrics
 

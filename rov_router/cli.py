@@ -66,6 +66,21 @@ def _hostport(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _check_ports(args) -> None:
+    """HOST:PORT options with a port above 65535: one line, exit 1 (not an OverflowError)."""
+    for key, value in vars(args).items():
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if (
+                isinstance(item, tuple)
+                and len(item) == 2
+                and isinstance(item[1], int)
+                and not 0 <= item[1] <= 65535
+            ):
+                opt = "--" + key.replace("_", "-")
+                raise Failed(f"{opt} {item[0]}:{item[1]}: port must be 0-65535")
+
+
 def _version(text: str) -> int:
     if text not in ("0", "1", "2"):
         raise argparse.ArgumentTypeError("RTR version must be 0, 1 or 2")
@@ -277,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--control",
         metavar="PATH",
         help="control socket for 'rov-router show' (default: [control] socket, or "
-        "$XDG_RUNTIME_DIR/rov-router-UID.sock)",
+        "$XDG_RUNTIME_DIR/rov-router-UID.sock, or /tmp/rov-router-UID/control.sock)",
     )
     rn.add_argument(
         "--metrics",
@@ -410,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
         level=level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
     )
     try:
+        _check_ports(args)
         if args.command == "rtr":
             return cmd_rtr(args)
         if args.command == "validate":
@@ -842,7 +858,7 @@ def cmd_run(args) -> int:
     try:
         cfg = load_config(args.config)
     except ConfigError as e:
-        raise CLIError(str(e)) from None
+        raise Failed(str(e)) from None
     if args.control:
         cfg.control_socket = Path(args.control)
     if args.metrics:
@@ -957,9 +973,12 @@ def cmd_lab(args, default: str | None = None) -> int:
 
 
 def cmd_show(args) -> int:
-    from .ops.control import default_socket, request
+    from .ops.control import ControlSocketError, default_socket, request
 
-    path = Path(args.socket) if args.socket else default_socket()
+    try:
+        path = Path(args.socket) if args.socket else default_socket()
+    except ControlSocketError as e:
+        raise CLIError(str(e)) from None
     req: dict = {"cmd": args.what}
     if args.what in ("route", "vrps"):
         if not args.prefix:
@@ -969,6 +988,8 @@ def cmd_show(args) -> int:
         req.update({"state": args.state, "neighbor": args.neighbor, "limit": args.limit})
     try:
         resp = request(path, req)
+    except ControlSocketError as e:
+        raise CLIError(str(e)) from None
     except OSError as e:
         raise CLIError(
             f"no router answers on {path}: {e} (is 'rov-router run' running? --socket PATH)"
@@ -1030,15 +1051,19 @@ def cmd_replay_mrt(args) -> int:
     import tempfile
 
     from .bgp.control import Speaker
-    from .bgp.mrt import read_updates
+    from .bgp.mrt import MRTError, read_updates
     from .bgp.speaker import PeerSpec
 
     try:
         updates = list(read_updates(args.file, peer_as=args.peer_as, within=args.within))
     except ImportError:
         raise CLIError("mrtparse is not installed (pip install mrtparse)") from None
-    except (OSError, ValueError) as e:
-        raise CLIError(f"{args.file}: cannot read MRT: {e}") from None
+    except MRTError as e:
+        raise Failed(str(e)) from None
+    except OSError as e:
+        raise Failed(f"{args.file}: cannot read: {e.strerror or e}") from None
+    except ValueError as e:
+        raise Failed(f"{args.file}: {e}") from None
     if not updates:
         raise CLIError(f"{args.file}: no matching updates")
     first_path = next((seq for u in updates for _p, seq, _s in u.announced if seq), [])

@@ -194,9 +194,19 @@ class _Lines:
 def load_config(path: str | Path) -> RouterConfig:
     p = Path(path)
     try:
-        text = p.read_text()
+        data = p.read_bytes()
     except OSError as e:
-        raise ConfigError(str(p), None, "", f"cannot read: {e}") from None
+        raise ConfigError(str(p), None, "", f"cannot read: {e.strerror or e}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ConfigError(
+            str(p), line, "", f"not a text (UTF-8) file: byte {e.start} is 0x{data[e.start]:02x}"
+        ) from None
+    if "\0" in text:
+        line = text.count("\n", 0, text.index("\0")) + 1
+        raise ConfigError(str(p), line, "", "not a text file: it contains NUL bytes")
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

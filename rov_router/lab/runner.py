@@ -374,9 +374,12 @@ def _control_socket(workdir: Path) -> Path:
     router already answers there."""
     import socket
 
-    from ..ops.control import default_socket
+    from ..ops.control import ControlSocketError, default_socket
 
-    p = default_socket()
+    try:
+        p = default_socket(create=True)
+    except (ControlSocketError, OSError):
+        return workdir / "control.sock"
     if p.exists():
         with socket.socket(socket.AF_UNIX) as s:
             try:

@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import socket
+import stat
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,9 +24,52 @@ if TYPE_CHECKING:
     from ..app import App
 
 
-def default_socket() -> Path:
-    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
-    return Path(base) / f"rov-router-{os.getuid()}.sock"
+class ControlSocketError(RuntimeError):
+    """The control socket (or its directory) cannot be trusted or is taken."""
+
+
+def default_socket(*, create: bool = False) -> Path:
+    """``$XDG_RUNTIME_DIR/rov-router-UID.sock``; without XDG_RUNTIME_DIR (root, cron,
+    containers) ``/tmp/rov-router-UID/control.sock`` in a private directory (mode 0700, ours),
+    as OpenSSH and tmux do: nobody else can put a socket where `show` looks."""
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg:
+        return Path(xdg) / f"rov-router-{os.getuid()}.sock"
+    d = Path(tempfile.gettempdir()) / f"rov-router-{os.getuid()}"
+    if create:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(d, 0o700)
+    if create or os.path.lexists(d):
+        check_private_dir(d)
+    return d / "control.sock"
+
+
+def check_private_dir(d: Path) -> None:
+    """Raise :class:`ControlSocketError` unless ``d`` is a real directory owned by us that
+    nobody else can enter."""
+    st = os.lstat(d)
+    if not stat.S_ISDIR(st.st_mode):
+        raise ControlSocketError(f"{d} is not a directory: refusing to use it (remove it)")
+    if st.st_uid != os.getuid():
+        raise ControlSocketError(
+            f"{d} belongs to uid {st.st_uid}, not to us (uid {os.getuid()}): refusing to use "
+            "it (remove it, or give --control PATH / --socket PATH)"
+        )
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        raise ControlSocketError(
+            f"{d} is open to other users (mode {stat.S_IMODE(st.st_mode):o}): refusing to use "
+            "it (chmod 700 it, or remove it)"
+        )
+
+
+def check_socket_owner(path: Path) -> None:
+    """A control socket must be ours (or root's) before we believe what it says."""
+    st = os.stat(path)
+    if st.st_uid not in (os.getuid(), 0):
+        raise ControlSocketError(
+            f"{path} belongs to uid {st.st_uid}, not to us (uid {os.getuid()}): refusing to "
+            "trust it"
+        )
 
 
 def _route_json(app: App, r) -> dict:
@@ -108,17 +152,25 @@ class ControlServer:
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists():
-            # refuse to steal a live router's socket; clean up a stale one
+        if os.path.lexists(self.path):
+            # refuse to steal a live router's socket; clean up a stale one of ours
             with socket.socket(socket.AF_UNIX) as s:
                 try:
                     s.connect(str(self.path))
                 except OSError:
-                    self.path.unlink()
+                    try:
+                        check_socket_owner(self.path)
+                        self.path.unlink()
+                    except OSError as e:
+                        raise ControlSocketError(
+                            f"cannot remove the stale control socket {self.path}: {e}"
+                        ) from None
                 else:
-                    raise RuntimeError(
-                        f"another rov-router already answers on {self.path} "
-                        "(use --control to choose another socket)"
+                    other = self.path.with_name(f"control-{os.getpid()}.sock")
+                    raise ControlSocketError(
+                        f"another rov-router already answers on {self.path}; give this one "
+                        f"its own socket, e.g. --control {other} (and 'rov-router show "
+                        f"--socket {other}')"
                     )
         self._server = await asyncio.start_unix_server(self._conn, path=str(self.path))
         os.chmod(self.path, 0o600)
@@ -151,7 +203,9 @@ class ControlServer:
 
 
 def request(path: Path, req: dict, timeout: float = 30.0) -> dict:
-    """Client side: send one request, return the answer."""
+    """Client side: send one request, return the answer.  Raises
+    :class:`ControlSocketError` when the socket is not ours (or root's)."""
+    check_socket_owner(path)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         s.connect(str(path))

@@ -543,3 +543,106 @@ def test_run_removes_its_work_dir_when_its_terminal_is_closed(tmp_path):
         tmux.kill_server()
         for p in alive({pid}) if pid else ():
             os.kill(p, signal.SIGKILL)
+
+
+# ---- the control socket ------------------------------------------------------------------------
+
+NOBODY = 65534
+
+
+def _no_xdg(tmp: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}
+    env["TMPDIR"] = str(tmp)
+    return env
+
+
+def _run_default_socket(tmp: Path, env: dict) -> tuple[subprocess.Popen, Path]:
+    vrps = tmp / "vrps.json"
+    vrps.write_text((DATA / "small_vrps.json").read_text())
+    cfg = tmp / f"router-{len(list(tmp.glob('router-*')))}.toml"
+    text = EXTERNAL.format(sock=cfg.with_suffix(".sock"), ctl="", vrps=vrps)
+    cfg.write_text(text.replace('[control]\nsocket = ""\n', ""))
+    out = cfg.with_suffix(".out")
+    with open(out, "wb") as f:
+        proc = subprocess.Popen(
+            _cli("run", "--config", str(cfg), "--plain"),
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    return proc, out
+
+
+def test_default_control_socket_lives_in_a_private_dir_and_a_second_router_is_told_what_to_use(
+    tmp_path,
+):
+    env = _no_xdg(tmp_path)
+    first, out1 = _run_default_socket(tmp_path, env)
+    second = None
+    try:
+        wait_output(out1, "control socket", first)
+        d = tmp_path / f"rov-router-{os.getuid()}"
+        st = d.stat()
+        assert st.st_uid == os.getuid() and (st.st_mode & 0o777) == 0o700
+        assert f"control socket {d / 'control.sock'}" in out1.read_text()
+        r = subprocess.run(
+            _cli("show", "rtr", "--json"), capture_output=True, text=True, env=env, timeout=30
+        )
+        assert r.returncode == 0 and json.loads(r.stdout)["rpki"][0]["vrps"] == 37, r.stderr
+        second, out2 = _run_default_socket(tmp_path, env)
+        assert second.wait(30) == 2
+        text = out2.read_text()
+        assert f"another rov-router already answers on {d / 'control.sock'}" in text
+        assert "--control " in text and "Traceback" not in text, text
+    finally:
+        for p in (first, second):
+            if p is not None:
+                stop_child(p)
+
+
+def test_a_squatted_control_dir_or_socket_is_refused_by_run_and_show(tmp_path):
+    env = _no_xdg(tmp_path)
+    d = tmp_path / f"rov-router-{os.getuid()}"
+    d.mkdir(mode=0o700)
+    os.chown(d, NOBODY, NOBODY)  # another user got there first
+    proc, out = _run_default_socket(tmp_path, env)
+    try:
+        assert proc.wait(30) == 2
+        text = out.read_text()
+        assert f"{d} belongs to uid {NOBODY}" in text and "Traceback" not in text, text
+        assert not (d / "control.sock").exists()
+        r = subprocess.run(_cli("show", "rtr"), capture_output=True, text=True, env=env, timeout=30)
+        assert r.returncode == 2 and f"{d} belongs to uid {NOBODY}" in r.stderr, r.stderr
+    finally:
+        stop_child(proc)
+
+    # a socket in a directory we trust, but bound by someone else, answering with forged data
+    sock_path = tmp_path / "ctl.sock"
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(str(sock_path))
+    srv.listen(4)
+    os.chown(sock_path, NOBODY, NOBODY)
+
+    def fake() -> None:
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            with c:
+                c.recv(1000)
+                c.sendall(b'{"rpki": [{"name": "x", "source": "FAKE-CACHE"}]}\n')
+
+    threading.Thread(target=fake, daemon=True).start()
+    try:
+        for args in (("--json",), ()):
+            r = subprocess.run(
+                _cli("show", "rtr", "--socket", str(sock_path), *args),
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            assert r.returncode == 2 and "FAKE" not in r.stdout, (r.stdout, r.stderr)
+            assert f"belongs to uid {NOBODY}, not to us" in r.stderr and "Traceback" not in r.stderr
+    finally:
+        srv.close()
