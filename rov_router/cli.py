@@ -781,14 +781,15 @@ def _load_store(args) -> VRPStore:
         except ValueError as e:
             raise CLIError(str(e)) from None
         client = RTRClient(host, port, store, **kw)
+        timeout = getattr(args, "timeout", 120.0)  # `analyze` shares this without --timeout
 
         async def sync() -> int:
             task = asyncio.ensure_future(client.run())
             try:
-                await client.wait_synced(args.timeout)
+                await client.wait_synced(timeout)
             except TimeoutError:
                 raise Failed(
-                    f"no complete sync from {host}:{port} within {args.timeout:g} s "
+                    f"no complete sync from {host}:{port} within {timeout:g} s "
                     f"({client.last_error or 'no End of Data'})"
                 ) from None
             finally:
@@ -872,9 +873,11 @@ def cmd_run(args) -> int:
         state_file=Path(args.state_file) if args.state_file else None,
         duration=args.duration,
     )
+    from .ops.control import ControlSocketError
+
     try:
         return asyncio.run(app.run())
-    except RuntimeError as e:
+    except (RuntimeError, ControlSocketError) as e:
         raise CLIError(str(e)) from None
     finally:
         app.remove_workdir()  # every exit path, also an interrupted start

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ..app import App
 
 
-class ControlSocketError(RuntimeError):
+class ControlSocketError(ValueError):
     """The control socket (or its directory) cannot be trusted or is taken."""
 
 
