@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -48,3 +49,5 @@ def test_demo_default_is_the_origin_hijack_lab_without_a_terminal():
     assert "step 2/3: The hijacker announces the same prefix as its own" in r.stdout
     assert "ok: 192.0.2.0/24 from AS64666 is invalid and dropped" in r.stdout
     assert r.stdout.rstrip().endswith("origin-hijack: all 7 expected outcomes held in 3 steps")
+    # the closing summary is taken before the sessions are torn down, not after (0 routes)
+    assert re.search(r"summary: [1-9]\d* routes", r.stdout), r.stdout[-2000:]
