@@ -43,6 +43,7 @@ class Speaker:
         self._answers: list[str] = []
         self._cv = threading.Condition()
         self._conn: socket.socket | None = None
+        self._stopped = False
         self._thread = threading.Thread(target=self._accept, daemon=True)
 
     def start(self) -> Speaker:
@@ -71,16 +72,20 @@ class Speaker:
     def command(self, cmd: str, timeout: float = 20.0) -> str:
         """Send one command and wait for its answer (``done`` / ``error``)."""
         with self._cv:
-            if not self._cv.wait_for(lambda: self._conn is not None, timeout):
+            if not self._cv.wait_for(lambda: self._conn is not None or self._stopped, timeout):
                 raise TimeoutError(
                     f"ExaBGP {self.exabgp.spec.name} never started its process:\n"
                     + self.exabgp.tail()
                 )
+            if self._stopped:
+                raise ConnectionError(f"ExaBGP {self.exabgp.spec.name} was stopped")
             n = len(self._answers)
             assert self._conn is not None
             self._conn.sendall((cmd + "\n").encode())
-            if not self._cv.wait_for(lambda: len(self._answers) > n, timeout):
+            if not self._cv.wait_for(lambda: len(self._answers) > n or self._stopped, timeout):
                 raise TimeoutError(f"no answer to {cmd!r}")
+            if len(self._answers) <= n:  # stopped while waiting: wake the caller now
+                raise ConnectionError(f"ExaBGP {self.exabgp.spec.name} was stopped")
             return self._answers[n]
 
     def messages(self, kind: str | None = None) -> list[dict]:
@@ -105,6 +110,9 @@ class Speaker:
         )
 
     def stop(self) -> None:
+        with self._cv:
+            self._stopped = True  # a command() waiting in another thread returns at once
+            self._cv.notify_all()
         self.exabgp.stop()
         with contextlib.suppress(OSError):
             self._srv.close()
