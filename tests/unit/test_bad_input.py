@@ -69,3 +69,19 @@ def test_run_config_on_a_binary_file(tmp_path):
 def test_listen_port_out_of_range():
     r = run_cli("cache", "--vrps", "x.json", "--listen", "127.0.0.1:99999", timeout=30)
     _one_error_line(r, "--listen 127.0.0.1:99999", "port must be 0-65535")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("rtr", "--once"), ("validate", "192.0.2.0/24", "64496")],
+    ids=["rtr --once", "validate --cache"],
+)
+def test_timeout_when_no_sync_completes(args):
+    from rov_router.procs import free_port
+
+    dead = f"127.0.0.1:{free_port()}"
+    r = run_cli(*args, "--cache", dead, "--timeout", "1", timeout=30)
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("rov-router: error: no complete sync") and "within 1 s" in last, last
+    assert dead in last and "Traceback" not in r.stderr
