@@ -260,6 +260,7 @@ class App:
                 cache,
                 FileSource(src.vrps, src.slurm, "auto", src.ignore_expires),
                 poll=0.5,
+                max_shrink=src.max_shrink,
                 on_reload=lambda lvl, msg, n=name: self._print(
                     {"event": "cache", "source": n, "level": lvl, "message": msg}
                 ),
@@ -394,6 +395,7 @@ class App:
             loop.add_signal_handler(sig, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         loop.add_signal_handler(signal.SIGUSR1, self.write_state)
+        loop.add_signal_handler(signal.SIGUSR2, self.confirm_reloads)
         try:
             await self.start()
             waiter = asyncio.ensure_future(self._stop.wait())
@@ -518,6 +520,12 @@ class App:
             }
         )
         return True
+
+    def confirm_reloads(self) -> None:
+        """SIGUSR2: apply VRP file reloads held back by the shrink guard."""
+        for src in self.sources:
+            if src.files is not None and src.files.held is not None:
+                src.files.confirm()
 
     def request_stop(self) -> None:
         self._stop.set()

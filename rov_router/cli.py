@@ -50,6 +50,16 @@ def _version(text: str) -> int:
     return int(text)
 
 
+def _fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = -1.0
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction 0..1 (0.5 = 50 %), got {text!r}")
+    return v
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="rov-router",
@@ -165,7 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve a VRP file (+ SLURM) over RTR v0/v1/v2 with deltas (embedded cache)",
         description="Serve a VRP file to any number of routers over RTR v0, v1 and v2. The file "
         "is watched (and re-read on SIGHUP): changes bump the serial, routers get a Serial "
-        "Notify and the delta. SIGUSR1 prints the status (JSON with --json).",
+        "Notify and the delta. An empty file is refused and a reload that would withdraw more "
+        "than --max-shrink of the VRPs is held back (SIGUSR2 applies it). SIGUSR1 prints the "
+        "status (JSON with --json).",
     )
     c.add_argument(
         "--vrps",
@@ -200,6 +212,22 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--history", type=int, default=64, help="serials kept for deltas (64)")
     c.add_argument("--poll", type=float, default=1.0, help="seconds between file checks (1)")
     c.add_argument(
+        "--settle",
+        type=float,
+        default=0.5,
+        metavar="SECONDS",
+        help="read a changed file only once its size and mtime have not changed for this "
+        "long (0.5)",
+    )
+    c.add_argument(
+        "--max-shrink",
+        type=_fraction,
+        default=0.5,
+        metavar="FRACTION",
+        help="hold back a reload that would withdraw more than this fraction of the VRPs "
+        "served (0.5); SIGUSR2 confirms a held reload; 1.0 turns the guard off",
+    )
+    c.add_argument(
         "--session-file",
         metavar="FILE",
         help="where the last session ID is kept so a restart never reuses it",
@@ -212,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="run the router: ExaBGP sessions -> ROV -> policy -> Loc-RIB -> downstream",
         description="Run the router described by a TOML config (see examples/router.toml). "
-        "SIGUSR1 writes --state-file.",
+        "SIGUSR1 writes --state-file; SIGUSR2 applies a VRP file reload held back by max_shrink.",
     )
     rn.add_argument("--config", required=True, metavar="FILE", help="router TOML file")
     mode = rn.add_mutually_exclusive_group()
@@ -1041,6 +1069,8 @@ def cmd_cache(args) -> int:
         cache,
         source,
         poll=args.poll,
+        settle=args.settle,
+        max_shrink=args.max_shrink,
         on_reload=lambda level, msg: out({"event": "reload", "level": level, "message": msg}),
     )
     files.reload(force=True)
@@ -1068,6 +1098,7 @@ def cmd_cache(args) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: files.reload(force=True))
+        loop.add_signal_handler(signal.SIGUSR2, files.confirm)
 
         def status() -> None:
             st = server.status()

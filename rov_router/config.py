@@ -34,6 +34,7 @@ transport = "tcp"             # tcp | tls | ssh (RFC 8210 §9); once given, 'cac
                               # ssh_insecure_accept_unknown_host_key (paths: relative to here)
 [[rpki]]
 vrps = "vrps.json"            # ... or a VRP file served by the embedded cache (slurm = "...")
+max_shrink = 0.5              # hold back a reload withdrawing more than this (SIGUSR2 confirms)
 
 [policy]
 prefer_valid = false          # valid beats not-found right after local-pref
@@ -116,6 +117,7 @@ class RPKISourceConfig:
     retry: int = 600
     expire: int = 7200
     ignore_expires: bool = False
+    max_shrink: float = 0.5  # a 'vrps' reload withdrawing more than this fraction is held back
     min_expire: int = 600  # labs only: accept an Expire below RFC 8210's 600 s
     preference: int = 1  # RFC 8210 §10: lower is more preferred; equal ones serve together
     # transport to 'cache' (RFC 8210 §9): tcp | tls | ssh
@@ -225,6 +227,8 @@ def load_config(path: str | Path) -> RouterConfig:
             raise err(table, index, key, f"expected a string, got {v!r}")
         if kind is bool and not isinstance(v, bool):
             raise err(table, index, key, f"expected true or false, got {v!r}")
+        if kind is float and (isinstance(v, bool) or not isinstance(v, int | float)):
+            raise err(table, index, key, f"expected a number, got {v!r}")
         if check is not None:
             problem = check(v)
             if problem:
@@ -347,6 +351,15 @@ def load_config(path: str | Path) -> RouterConfig:
             retry=get(s, "rpki", i, "retry", int, 600),
             expire=get(s, "rpki", i, "expire", int, 7200),
             ignore_expires=get(s, "rpki", i, "ignore_expires", bool, False),
+            max_shrink=get(
+                s,
+                "rpki",
+                i,
+                "max_shrink",
+                float,
+                0.5,
+                check=lambda v: None if 0 <= v <= 1 else "max_shrink must be a fraction 0..1",
+            ),
             min_expire=get(s, "rpki", i, "min_expire", int, 600),
             preference=get(
                 s,
@@ -400,6 +413,7 @@ def load_config(path: str | Path) -> RouterConfig:
                 "retry",
                 "expire",
                 "ignore_expires",
+                "max_shrink",
                 "min_expire",
                 "preference",
                 "transport",

@@ -222,16 +222,33 @@ def load_vrp_file(
     """
     p = str(path)
     data = read_bytes(p)
+    if not data.strip():
+        # a producer that truncates before it writes leaves this behind: never an empty set
+        what = f"{len(data)} bytes" if not data else f"{len(data)} bytes, all whitespace"
+        raise VRPFileError(p, "", f"empty ({what})")
     if fmt == "auto":
         head = data.lstrip()[:1]
         fmt = "json" if head in (b"{", b"[") else "csv"
     if now is None:
         now = time.time()
     if fmt == "json":
-        return _load_json(p, data, now, ignore_expires)
-    if fmt == "csv":
-        return _load_csv(p, data)
-    raise VRPFileError(p, "", f"unknown format {fmt!r} (use json or csv)")
+        out = _load_json(p, data, now, ignore_expires)
+    elif fmt == "csv":
+        out = _load_csv(p, data)
+    else:
+        raise VRPFileError(p, "", f"unknown format {fmt!r} (use json or csv)")
+    if not out.vrps and not out.aspas and not out.router_keys:
+        if out.expired:
+            raise VRPFileError(
+                p,
+                "",
+                f"no VRPs: all {out.expired} entries have an 'expires' time in the past "
+                "(an old snapshot? --ignore-expires / ignore_expires = true serves it)",
+            )
+        if out.format == "csv":
+            # CSV has no explicit empty form (JSON has: "roas": [])
+            raise VRPFileError(p, "", "no VRPs (a CSV file with no entries is not an empty set)")
+    return out
 
 
 def _load_json(path: str, data: bytes, now: float, ignore_expires: bool) -> VRPSet:

@@ -369,7 +369,13 @@ def pick_session_id(state_file: Path | None) -> int:
 
 class FileCache:
     """A :class:`CacheState` fed from a :class:`FileSource`: reload on change (polled) or on
-    :meth:`reload`; a file that fails to load is reported and the last good set stays served."""
+    :meth:`reload`; a file that fails to load is reported and the last good set stays served.
+
+    Fail safe: a changed file is read only once its size and mtime have stayed the same for
+    ``settle`` seconds (never half a file); an empty file is refused (see
+    :func:`~rov_router.rpki.vrp.load_vrp_file`); a reload that would withdraw more than
+    ``max_shrink`` (a fraction) of the VRPs served is held back until the file changes again
+    or :meth:`confirm` applies it."""
 
     def __init__(
         self,
@@ -377,19 +383,44 @@ class FileCache:
         source: FileSource,
         *,
         poll: float = 1.0,
+        settle: float = 0.5,
+        max_shrink: float = 0.5,
         on_reload: Callable[[str, str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if not 0.0 <= max_shrink <= 1.0:
+            raise ValueError(f"max_shrink {max_shrink} outside 0..1")
         self.cache = cache
         self.source = source
         self.poll = poll
+        self.settle = settle
+        self.max_shrink = max_shrink
         self.on_reload = on_reload
+        self.clock = clock
         self.last_error: str | None = None
+        #: a loaded set held back by the shrink guard (applied by :meth:`confirm`)
+        self.held: VRPSet | None = None
+        self._settling: tuple[tuple, float] | None = None  # (signature seen, since when)
         self._task: asyncio.Task | None = None
 
-    def reload(self, *, force: bool = False) -> bool:
-        """Load the file(s) if changed (or ``force``).  True when the served set changed."""
-        if not force and not self.source.changed():
+    def _settled(self) -> bool:
+        """The file changed and has stayed the same for ``settle`` seconds."""
+        sig = self.source.signature()
+        if sig == self.source._sig:
+            self._settling = None
             return False
+        now = self.clock()
+        if self._settling is None or self._settling[0] != sig:
+            self._settling = (sig, now)
+            return self.settle <= 0
+        return now - self._settling[1] >= self.settle
+
+    def reload(self, *, force: bool = False) -> bool:
+        """Load the file(s) if changed and settled (or ``force``).  True when the served set
+        changed."""
+        if not force and not self._settled():
+            return False
+        self._settling = None
         try:
             data = self.source.load()
         except VRPFileError as e:
@@ -397,6 +428,37 @@ class FileCache:
             self._report("error", f"{e}; still serving serial {self.cache.serial}")
             return False
         self.last_error = None
+        self.held = None
+        served = len(self.cache.vrps)
+        if self.cache.has_data and served:
+            removed = len(self.cache.vrps - data.vrps)
+            if removed > self.max_shrink * served:
+                self.held = data
+                self._report(
+                    "error",
+                    f"{self.source.vrps}: reload HELD BACK: it would withdraw {removed} of the "
+                    f"{served} VRPs served ({100.0 * removed / served:.0f} % > max-shrink "
+                    f"{100.0 * self.max_shrink:.0f} %); still serving serial {self.cache.serial}. "
+                    "Fix the file, or confirm this reload with SIGUSR2",
+                )
+                return False
+        return self._apply(data)
+
+    def confirm(self) -> bool:
+        """Apply the reload held back by the shrink guard (the operator's SIGUSR2)."""
+        data = self.held
+        if data is None:
+            self._report("info", f"{self.source.vrps}: no held-back reload to confirm")
+            return False
+        self.held = None
+        self._report(
+            "warning",
+            f"{self.source.vrps}: held-back reload confirmed by the operator "
+            f"({len(data.vrps)} VRPs)",
+        )
+        return self._apply(data)
+
+    def _apply(self, data: VRPSet) -> bool:
         first = not self.cache.has_data
         delta = self.cache.set_data(data.vrps, data.aspas, data.router_keys)
         if first:
@@ -420,7 +482,7 @@ class FileCache:
         if self.on_reload is not None:
             self.on_reload(level, msg)
         else:
-            (log.error if level == "error" else log.info)("%s", msg)
+            log.log(logging.getLevelName(level.upper()), "%s", msg)
 
     def start_watching(self) -> None:
         if self._task is None:
@@ -428,7 +490,8 @@ class FileCache:
 
     async def _watch(self) -> None:
         while True:
-            await asyncio.sleep(self.poll)
+            settling = self._settling is not None and self.settle > 0
+            await asyncio.sleep(min(self.poll, self.settle) if settling else self.poll)
             self.reload()
 
     async def stop(self) -> None:

@@ -424,3 +424,50 @@ def test_python_api_changes_data_and_stops_and_starts_serving():
     # reset; one delta to serial 2 (both changes were made before the router asked); after the
     # restart, a delta to serial 3 over the resumed session
     assert [(s.reset, s.serial) for s in syncs] == [(True, 0), (False, 2), (False, 3)]
+
+
+def test_truncated_file_is_refused_and_the_set_still_served(cache_proc, tmp_path):
+    """A producer that truncates before it writes (``json.dump`` into an opened file) leaves a
+    0-byte file for a while: the cache refuses it and keeps serving every VRP."""
+    f = tmp_path / "vrps.json"
+    mixed_file(f)
+    cache = cache_proc(f)
+    cache.wait_for(r"serving RTR")
+    with open(f, "w"):
+        pass  # truncated
+    ev = cache.wait_for(r"empty \(0 bytes\)")
+    assert ev["level"] == "error"
+    assert ev["message"] == f"{f}: empty (0 bytes); still serving serial 0"
+    r = run_cli("rtr", "--cache", f"127.0.0.1:{cache.port}", "--once", "--json", timeout=60)
+    (syn,) = [json.loads(x) for x in r.stdout.splitlines() if '"synced"' in x]
+    assert syn["vrps"] == 55 and syn["serial"] == 0
+
+
+def test_empty_file_at_start_is_an_error(tmp_path):
+    f = tmp_path / "vrps.csv"
+    f.write_text("\n \n")
+    r = run_cli("cache", "--vrps", str(f), "--listen", f"127.0.0.1:{free_port()}", timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.strip() == (
+        f"rov-router: error: nothing to serve: {f}: empty (3 bytes, all whitespace)"
+    )
+
+
+def test_big_shrink_is_held_until_sigusr2(cache_proc, tmp_path):
+    f = tmp_path / "vrps.json"
+    doc = mixed_file(f)
+    cache = cache_proc(f)
+    cache.wait_for(r"serving RTR")
+    doc["roas"] = doc["roas"][:5]
+    f.write_text(json.dumps(doc))
+    ev = cache.wait_for(r"HELD BACK")
+    assert ev["level"] == "error" and "still serving serial 0" in ev["message"]
+    r = run_cli("rtr", "--cache", f"127.0.0.1:{cache.port}", "--once", "--json", timeout=60)
+    (syn,) = [json.loads(x) for x in r.stdout.splitlines() if '"synced"' in x]
+    assert syn["vrps"] == 55 and syn["serial"] == 0
+    os.kill(cache.proc.pid, signal.SIGUSR2)
+    cache.wait_for(r"held-back reload confirmed")
+    cache.wait_for(r"serial 0 -> 1")
+    r = run_cli("rtr", "--cache", f"127.0.0.1:{cache.port}", "--once", "--json", timeout=60)
+    (syn,) = [json.loads(x) for x in r.stdout.splitlines() if '"synced"' in x]
+    assert syn["vrps"] == 5 and syn["serial"] == 1
