@@ -210,6 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="at most one Serial Notify per this many seconds (bis §8.2: 60)",
     )
     c.add_argument("--history", type=int, default=64, help="serials kept for deltas (64)")
+    c.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="drop a router that has not read its response for this long (30)",
+    )
     c.add_argument("--poll", type=float, default=1.0, help="seconds between file checks (1)")
     c.add_argument(
         "--settle",
@@ -1087,6 +1094,7 @@ def cmd_cache(args) -> int:
         port,
         max_version=args.max_version,
         notify_interval=args.notify_interval,
+        drain_timeout=args.drain_timeout,
         on_event=on_event,
         tls=tls,
         ssh=ssh,

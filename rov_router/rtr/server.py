@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,18 +23,33 @@ from .transport import SSHServerOptions, TLSServerOptions, start_listener
 
 log = logging.getLogger("rov_router.cache")
 
-#: transport write buffer above which a router counts as not reading
-WRITE_HIGH_WATER = 4 << 20
+#: a response is handed to the transport in chunks of this size (never the whole body: on
+#: Python 3.11 a transport copies what it cannot send at once, so a router that does not read
+#: would hold a private copy of a full response)
+WRITE_CHUNK = 8 << 10
+#: transport write buffer above which a router counts as not reading: its response stops
+#: being written and its input is no longer read until the buffer has drained (back-pressure)
+WRITE_HIGH_WATER = 8 << 10
+#: a router whose buffer has not drained for this long is dropped
+DRAIN_TIMEOUT = 30.0
 
 
 class _Conn(asyncio.Protocol):
+    """One router's connection: at most one response in flight, written chunk by chunk from
+    the shared encoded body while the transport drains."""
+
     def __init__(self, server: RTRServer, via: str = "") -> None:
         self.server = server
         self.via = via  # "" for TCP, else how the router came in (TLS, SSH as USER)
         self.transport: asyncio.Transport | None = None  # or an SSH channel adapter
         self.session: ServerSession | None = None
+        #: since when the transport's buffer has stayed above the high-water mark
         self.paused_at: float | None = None
+        self.write_paused = False
         self.peer = "?"
+        self._queue: deque[memoryview] = deque()  # views of shared response bodies
+        self.queued = 0  # bytes in _queue
+        self._reading = True
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -42,7 +58,7 @@ class _Conn(asyncio.Protocol):
         self.session = ServerSession(
             self.server.cache, self.peer, max_version=self.server.max_version
         )
-        transport.set_write_buffer_limits(high=self.server.write_high_water)
+        transport.set_write_buffer_limits(high=self.server.write_high_water, low=0)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
@@ -54,34 +70,83 @@ class _Conn(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         assert self.session is not None
         events = self.session.receive_data(data)
-        self.flush()
+        self.flush(events)
+
+    @property
+    def in_flight(self) -> bool:
+        """A response is not yet out of our hands or the transport's buffer is high."""
+        return bool(self._queue) or self.write_paused
+
+    def flush(self, events: list[ServerEvent] | None = None) -> None:
+        """Write what the session has to send; answer queries that waited behind a response
+        once nothing is in flight; read from the router only while nothing is."""
+        events = events if events is not None else []
+        t = self.transport
+        s = self.session
+        if t is not None and s is not None and not t.is_closing():
+            while True:
+                for chunk in s.data_to_send():
+                    if chunk:
+                        self._queue.append(memoryview(chunk))
+                        self.queued += len(chunk)
+                self._pump()
+                if self.in_flight or s.closed or not s.holding or t.is_closing():
+                    break
+                events.extend(s.resume())
+            if s.closed and not self._queue:
+                t.close()  # after the buffered bytes (e.g. the Error Report) are written
+            elif not t.is_closing():
+                self._set_reading(not self.in_flight)
         for ev in events:
             self.server._event(ev)
 
-    def flush(self) -> None:
+    def _pump(self) -> None:
         t = self.transport
-        s = self.session
-        if t is None or s is None or t.is_closing():
+        q = self._queue
+        assert t is not None
+        while q and not self.write_paused and not t.is_closing():
+            mv = q[0]
+            n = min(len(mv), WRITE_CHUNK)
+            t.write(mv[:n])  # may call pause_writing() at once
+            if n == len(mv):
+                q.popleft()
+            else:
+                q[0] = mv[n:]
+            self.queued -= n
+
+    def _set_reading(self, on: bool) -> None:
+        t = self.transport
+        if t is None or on == self._reading:
             return
-        for chunk in s.data_to_send():
-            t.write(chunk)  # not writelines: on 3.11 it joins (copies) the whole payload first
-        if s.closed:
-            t.close()  # after the buffered bytes (e.g. the Error Report) are written
+        self._reading = on
+        with contextlib.suppress(RuntimeError, AttributeError):
+            if on:
+                t.resume_reading()
+            else:
+                t.pause_reading()
 
     def pause_writing(self) -> None:
-        self.paused_at = time.monotonic()
+        self.write_paused = True
+        if self.paused_at is None:
+            self.paused_at = time.monotonic()
 
     def resume_writing(self) -> None:
+        self.write_paused = False
         self.paused_at = None
+        self.flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server._conns.discard(self)
+        self._queue.clear()
+        self.queued = 0
         self.server._event(
             ServerEvent("disconnect", f"{self.peer}: disconnected" + (f" ({exc})" if exc else ""))
         )
 
     def abort(self, reason: str) -> None:
         self.server._event(ServerEvent("close", f"{self.peer}: {reason}", "warning"))
+        self._queue.clear()
+        self.queued = 0
         if self.transport is not None:
             self.transport.abort()
 
@@ -98,6 +163,7 @@ class RTRServer:
         *,
         max_version: int = MAX_VERSION,
         notify_interval: float = 60.0,
+        drain_timeout: float = DRAIN_TIMEOUT,
         stall_timeout: float | None = None,
         partial_timeout: float = 30.0,
         write_high_water: int = WRITE_HIGH_WATER,
@@ -110,8 +176,9 @@ class RTRServer:
         self.port = port
         self.max_version = max_version
         self.notify_interval = notify_interval
-        #: bis §9: a stall longer than 3x the Retry interval ends the session
-        self.stall_timeout = stall_timeout if stall_timeout is not None else 3.0 * cache.retry
+        #: a router whose write buffer has not drained for this long is dropped (bis §9 allows
+        #: up to 3x Retry; a router that does not read must not hold memory that long)
+        self.drain_timeout = drain_timeout if stall_timeout is None else stall_timeout
         self.partial_timeout = partial_timeout
         self.write_high_water = write_high_water
         self.on_event = on_event
@@ -232,15 +299,15 @@ class RTRServer:
 
     async def _watch(self) -> None:
         while True:
-            await asyncio.sleep(min(1.0, self.partial_timeout, self.stall_timeout))
+            await asyncio.sleep(min(1.0, self.partial_timeout, self.drain_timeout))
             now = time.monotonic()
             for c in list(self._conns):
                 s = c.session
-                if c.paused_at is not None and now - c.paused_at > self.stall_timeout:
+                if c.paused_at is not None and now - c.paused_at > self.drain_timeout:
                     c.abort(
-                        f"not reading for {now - c.paused_at:.0f} s "
-                        f"({c.transport.get_write_buffer_size() if c.transport else 0} bytes "
-                        "queued): dropped"
+                        f"not reading: nothing drained for {now - c.paused_at:.0f} s "
+                        f"({c.queued + (c.transport.get_write_buffer_size() if c.transport else 0)}"
+                        " bytes of a response left to send): dropped"
                     )
                 elif (
                     s is not None
@@ -278,7 +345,8 @@ class RTRServer:
                     "queries": s.queries,
                     "resets_served": s.resets_served,
                     "deltas_served": s.deltas_served,
-                    "write_queue": conn.transport.get_write_buffer_size() if conn.transport else 0,
+                    "write_queue": conn.queued
+                    + (conn.transport.get_write_buffer_size() if conn.transport else 0),
                 }
             )
         v4 = sum(1 for v in c.vrps if len(v.addr) == 4)
