@@ -374,11 +374,23 @@ async def _connect_tls(opts, host, port, protocol_factory):
 class _ChannelTransport:
     """An asyncssh channel dressed as the asyncio transport the RTR code expects."""
 
-    def __init__(self, chan, conn, *, close_conn_after: float | None = None) -> None:
+    def __init__(
+        self, chan, conn, protocol: asyncio.Protocol, *, close_conn_after: float | None = None
+    ) -> None:
         self._chan = chan
         self._conn = conn
+        self._protocol = protocol
         self._close_conn_after = close_conn_after
         self._closing = False
+        self._paused = False
+        self._gather: list[bytes] | None = None
+
+    def deliver(self, data: bytes) -> None:
+        """Channel data for the protocol (from the asyncssh session object)."""
+        if self._gather is not None:
+            self._gather.append(data)
+        else:
+            self._protocol.data_received(data)
 
     def is_closing(self) -> bool:
         return self._closing or self._chan.is_closing()
@@ -407,10 +419,26 @@ class _ChannelTransport:
         self._conn.abort()
 
     def pause_reading(self) -> None:
+        self._paused = True
         self._chan.pause_reading()
 
     def resume_reading(self) -> None:
-        self._chan.resume_reading()
+        """Resume, handing everything asyncssh held back meanwhile over as ONE chunk.
+
+        asyncssh delivers what it buffered while paused packet by packet; a reader that pauses
+        after each small read (the client's read coalescing, against a cache that writes PDU by
+        PDU) would otherwise get one SSH packet per resume and stall the transfer."""
+        if not self._paused:
+            return
+        self._paused = False
+        self._gather = []
+        try:
+            self._chan.resume_reading()  # delivers synchronously into deliver()
+        finally:
+            data = b"".join(self._gather)
+            self._gather = None
+        if data and not self._closing:
+            self._protocol.data_received(data)
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         v = self._chan.get_extra_info(name)
@@ -438,9 +466,13 @@ def _ssh():
         def __init__(self, protocol: asyncio.Protocol) -> None:
             self.protocol = protocol
             self.conn = None
+            self.adapter: _ChannelTransport | None = None
 
         def data_received(self, data, datatype) -> None:
-            self.protocol.data_received(data)
+            if self.adapter is not None:
+                self.adapter.deliver(data)
+            else:
+                self.protocol.data_received(data)
 
         def eof_received(self) -> bool:
             return False  # close the channel
@@ -462,6 +494,7 @@ def _ssh():
             self.server = server
             self.chan = None
             self.protocol = None
+            self.adapter: _ChannelTransport | None = None
 
         def connection_made(self, chan) -> None:
             self.chan = chan
@@ -481,13 +514,14 @@ def _ssh():
 
         def session_started(self) -> None:
             self.protocol = self.listener.make_protocol(f"SSH as {self.server.username}")
-            self.protocol.connection_made(
-                _ChannelTransport(self.chan, self.server.conn, close_conn_after=5.0)
+            self.adapter = _ChannelTransport(
+                self.chan, self.server.conn, self.protocol, close_conn_after=5.0
             )
+            self.protocol.connection_made(self.adapter)
 
         def data_received(self, data, datatype) -> None:
-            if self.protocol is not None:
-                self.protocol.data_received(data)
+            if self.adapter is not None:
+                self.adapter.deliver(data)
 
         def eof_received(self) -> bool:
             return False
@@ -639,7 +673,8 @@ async def _connect_ssh(opts, host, port, protocol_factory):
         conn.close()
         raise
     session.conn = conn
-    transport = _ChannelTransport(chan, conn, close_conn_after=2.0)
+    transport = _ChannelTransport(chan, conn, proto, close_conn_after=2.0)
+    session.adapter = transport
     proto.connection_made(transport)  # type: ignore[arg-type]
     return transport
 
