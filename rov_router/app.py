@@ -285,6 +285,7 @@ class App:
             max_version=src.version,
             min_version=src.min_version,
             min_expire=src.min_expire,
+            max_records=src.max_records,
             max_backoff=5.0,
             on_event=lambda ev, h=holder: self._on_rtr_event(h[0], ev),
             transport=src.transport_options() if src.cache is not None else None,

@@ -110,6 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="parse ASPA PDUs in the draft-8210bis-10 layout (StayRTR 0.5.1) "
         "instead of falling back to v1",
     )
+    r.add_argument(
+        "--max-records",
+        type=int,
+        default=None,
+        metavar="N",
+        help="abandon a transfer carrying more than N records, keeping the table "
+        "(default 6,000,000: ten times the largest real table)",
+    )
     r.add_argument("--once", action="store_true", help="exit after the first End of Data")
     r.add_argument("--json", action="store_true", help="machine-readable output (JSON lines)")
     r.add_argument(
@@ -450,7 +458,12 @@ def _session_kw(args) -> dict:
         lo = hi = args.rtr_version
     if lo > hi:
         raise CLIError(f"--min-version {lo} is above --max-version {hi}")
-    return {"min_version": lo, "max_version": hi, "aspa_compat": args.aspa_compat}
+    kw = {"min_version": lo, "max_version": hi, "aspa_compat": args.aspa_compat}
+    if getattr(args, "max_records", None) is not None:
+        if args.max_records < 1:
+            raise CLIError("--max-records must be at least 1")
+        kw["max_records"] = args.max_records
+    return kw
 
 
 class _Reporter:

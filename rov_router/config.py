@@ -118,6 +118,7 @@ class RPKISourceConfig:
     expire: int = 7200
     ignore_expires: bool = False
     max_shrink: float = 0.5  # a 'vrps' reload withdrawing more than this fraction is held back
+    max_records: int = 6_000_000  # a transfer with more records is abandoned, table unchanged
     min_expire: int = 600  # labs only: accept an Expire below RFC 8210's 600 s
     preference: int = 1  # RFC 8210 §10: lower is more preferred; equal ones serve together
     # transport to 'cache' (RFC 8210 §9): tcp | tls | ssh
@@ -351,6 +352,15 @@ def load_config(path: str | Path) -> RouterConfig:
             retry=get(s, "rpki", i, "retry", int, 600),
             expire=get(s, "rpki", i, "expire", int, 7200),
             ignore_expires=get(s, "rpki", i, "ignore_expires", bool, False),
+            max_records=get(
+                s,
+                "rpki",
+                i,
+                "max_records",
+                int,
+                6_000_000,
+                check=lambda v: None if v >= 1 else "max_records must be at least 1",
+            ),
             max_shrink=get(
                 s,
                 "rpki",
@@ -414,6 +424,7 @@ def load_config(path: str | Path) -> RouterConfig:
                 "expire",
                 "ignore_expires",
                 "max_shrink",
+                "max_records",
                 "min_expire",
                 "preference",
                 "transport",

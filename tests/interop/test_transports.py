@@ -542,7 +542,8 @@ def prepdev_json(tmp_path_factory):
     from tests.conftest import need_shared
 
     src = need_shared(PREPDEV)
-    doc = json.loads(lzma.open(src).read())
+    with lzma.open(src) as f:
+        doc = json.loads(f.read())
     for r in doc["roas"]:
         r.pop("expires", None)
     doc.pop("provider_authorizations", None)  # StayRTR 0.5.1's draft-10 ASPA: not the point here
@@ -623,10 +624,7 @@ def count_sync(port: int, opts: TransportOptions, timeout: float) -> int:
 def test_full_424k_set_from_stayrtr_over_ssh_and_tls(stayrtr_big, creds, transport):
     """StayRTR writes PDU by PDU: over SSH every PDU is its own channel packet; the client's
     read coalescing must not wake up once per packet (it stalled after ~6,000 records)."""
-    if transport == "ssh":
-        opts = ssh_opts(creds, stayrtr_big["known_hosts"])
-    else:
-        opts = tls_opts(creds)
+    opts = ssh_opts(creds, stayrtr_big["known_hosts"]) if transport == "ssh" else tls_opts(creds)
     assert count_sync(stayrtr_big[transport], opts, timeout=90) == PREPDEV_VRPS
 
 
@@ -634,8 +632,5 @@ def test_full_424k_set_from_stayrtr_over_ssh_and_tls(stayrtr_big, creds, transpo
 def test_full_424k_set_from_our_cache_over_ssh_and_tls(our_cache, creds, prepdev_json, transport):
     c = our_cache("--vrps", str(prepdev_json))
     c.wait_for(r"serving RTR over SSH", timeout=60)
-    if transport == "ssh":
-        opts = ssh_opts(creds, c.known_hosts)
-    else:
-        opts = tls_opts(creds)
+    opts = ssh_opts(creds, c.known_hosts) if transport == "ssh" else tls_opts(creds)
     assert count_sync(getattr(c, transport), opts, timeout=60) == PREPDEV_VRPS

@@ -1262,3 +1262,52 @@ def test_serial_notify_compared_by_rfc1982(held, notified, queries):
     h = synced(serial=held)
     h.feed(SerialNotify(2, SID, notified))
     assert h.sent() == ([SerialQuery(2, SID, held)] if queries else [])
+
+
+# ---- memory bounds under a hostile cache ---------------------------------------------------------
+
+
+def test_error_reports_keep_only_the_last_few_texts_and_count_the_rest():
+    sess = ClientSession(SOURCE, max_version=1, clock=lambda: T0)
+    text = "x" * 5000
+    for i in range(2000):
+        sess.connection_made()
+        sess.data_to_send()
+        sess.receive_data(
+            ErrorReport(1, P.ErrorCode.NO_DATA_AVAILABLE, b"", f"{i} {text}").encode()
+        )
+        sess.connection_lost()
+    assert len(sess.errors) <= 16
+    assert sess.errors_total == 2000
+    assert sess.errors[-1].startswith(f"{SOURCE}: cache reports No Data Available (2): 1999 xxx")
+    assert all(len(e) <= 1010 for e in sess.errors)  # texts cut, not kept whole
+    assert sess.info().errors == list(sess.errors)[-5:]
+
+
+def test_endless_cache_response_is_abandoned_past_max_records_table_unchanged():
+    sess = ClientSession(SOURCE, max_version=1, clock=lambda: T0, max_records=1000)
+    store = VRPStore()
+    pump(sess, store, sess.connection_made())
+    sess.data_to_send()
+    good = CacheResponse(1, SID).encode() + PrefixPDU(1, True, A1).encode()
+    pump(sess, store, sess.receive_data(good + EndOfData(1, SID, 1, 3600, 600, 7200).encode()))
+    assert set(store.iter_vrps()) == {A1} and sess.state is State.ESTABLISHED
+    pump(sess, store, sess.receive_data(SerialNotify(1, SID, 2).encode()))
+    sess.data_to_send()
+    flood = b"".join(
+        P.encode_prefix(1, True, VRP((i << 8).to_bytes(4, "big"), 24, 24, 1)) for i in range(1, 400)
+    )
+    events: list = []
+    events += pump(sess, store, sess.receive_data(CacheResponse(1, SID).encode()))[0]
+    for _ in range(5):  # 1,995 records in chunks: past 1,000 the transfer is given up
+        evs, close = pump(sess, store, sess.receive_data(flood))
+        events += evs
+        if close is not None:
+            break
+    assert close is not None and "transfer abandoned" in close.reason
+    (err,) = [e for e in events if isinstance(e, Log) and e.level == "error"]
+    assert "more than 1000 records in one Cache Response" in err.message
+    assert "table unchanged" in err.message
+    assert set(store.iter_vrps()) == {A1}  # kept
+    assert not any(isinstance(e, FlushRequired) for e in events)
+    assert sess._pending is None and sess.state is State.CLOSED
