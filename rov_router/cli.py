@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -519,7 +520,11 @@ class _Reporter:
         elif isinstance(ev, Applied):
             if self.data_dir and ev.serial is not None:
                 self._write_serial(session, ev)
-            elif ev.serial is None and ev.changes:
+            elif ev.serial is None:
+                # a flush (expire, fatal error, cache shutdown): the files must not keep
+                # listing VRPs the client no longer holds
+                self._write_files()
+            if ev.serial is None and ev.changes:
                 self.out(
                     {
                         "event": "flushed",
@@ -598,9 +603,20 @@ class _Reporter:
 
 
 def _atomic_write(path: Path, text: str | None) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text or "")
-    os.replace(tmp, path)
+    """Write a file so that a reader sees the old or the new content, never half of it: a
+    temporary file in the same directory, flushed to disk, then renamed over the target."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text or "")
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def cmd_rtr(args) -> int:
@@ -980,8 +996,6 @@ def cmd_show(args) -> int:
 
 
 def cmd_replay_mrt(args) -> int:
-    import tempfile
-
     from .bgp.control import Speaker
     from .bgp.mrt import read_updates
     from .bgp.speaker import PeerSpec
