@@ -30,7 +30,7 @@ hold_time = 90
 cache = "127.0.0.1:3323"      # an RTR cache ... (version = 2, min_version = 0)
 transport = "tcp"             # tcp | tls | ssh (RFC 8210 §9); once given, 'cache' may omit
                               # the port (323 / 324 / 22).  tls: cert, key, ca, server_name;
-                              # ssh: ssh_user, ssh_key, ssh_password, known_hosts,
+                              # ssh: ssh_user, ssh_key, ssh_password(_file), known_hosts,
                               # ssh_insecure_accept_unknown_host_key (paths: relative to here)
 [[rpki]]
 vrps = "vrps.json"            # ... or a VRP file served by the embedded cache (slurm = "...")
@@ -63,6 +63,7 @@ from .rtr.transport import (
     TLS_FIELDS,
     TransportOptions,
     parse_hostport,
+    read_password_file,
 )
 
 ROLES = ("upstream", "downstream", "customer", "provider", "peer", "route-server", "rs-client")
@@ -400,7 +401,7 @@ def load_config(path: str | Path) -> RouterConfig:
                 raise err("rpki", i, "vrps", f"no such file: {vp}")
             src.vrps = vp
             src.name = src.name or vp.name
-            for k in ("transport", *TLS_FIELDS, *SSH_FIELDS):
+            for k in ("transport", *TLS_FIELDS, *SSH_FIELDS, "ssh_password_file"):
                 if k in s:
                     raise err("rpki", i, k, "only for a 'cache' source (the VRP file is local)")
             if "slurm" in s:
@@ -430,6 +431,7 @@ def load_config(path: str | Path) -> RouterConfig:
                 "transport",
                 *TLS_FIELDS,
                 *SSH_FIELDS,
+                "ssh_password_file",
             },
             err,
             "rpki",
@@ -494,6 +496,14 @@ def _transport(s: dict, src: RPKISourceConfig, base: Path, get, err, i: int) -> 
             setattr(src, k, (base / Path(get(s, "rpki", i, k, str)).expanduser()).resolve())
     for k in ("server_name", "ssh_user", "ssh_password"):
         setattr(src, k, get(s, "rpki", i, k, str, None))
+    if "ssh_password_file" in s:
+        if "ssh_password" in s:
+            raise err("rpki", i, "ssh_password_file", "give ssh_password or ssh_password_file")
+        pf = (base / Path(get(s, "rpki", i, "ssh_password_file", str)).expanduser()).resolve()
+        try:
+            src.ssh_password = read_password_file(pf)
+        except ValueError as e:
+            raise err("rpki", i, "ssh_password_file", str(e)) from None
     src.ssh_insecure_accept_unknown_host_key = get(
         s, "rpki", i, "ssh_insecure_accept_unknown_host_key", bool, False
     )

@@ -634,3 +634,34 @@ def test_full_424k_set_from_our_cache_over_ssh_and_tls(our_cache, creds, prepdev
     c.wait_for(r"serving RTR over SSH", timeout=60)
     opts = ssh_opts(creds, c.known_hosts) if transport == "ssh" else tls_opts(creds)
     assert count_sync(getattr(c, transport), opts, timeout=60) == PREPDEV_VRPS
+
+
+def test_ssh_password_login_with_secrets_from_a_file_and_the_environment(creds, tmp_path):
+    """The cache takes its listener password from a file, the client from the environment; no
+    password on either command line."""
+    pw = tmp_path / "pw"
+    pw.write_text(creds["password"] + "\n")
+    pw.chmod(0o600)
+    tcp, ssh = free_port(), free_port()
+    kh = known_hosts(tmp_path / "kh", ssh, creds["ssh_host.pub"])
+    cache = Peer(
+        [sys.executable, "-m", "rov_router.cli", "cache", "--vrps", str(SMALL), "--listen",
+         f"127.0.0.1:{tcp}", "--session-file", str(tmp_path / "s"), "--ssh-listen",
+         f"127.0.0.1:{ssh}", "--ssh-host-key", str(creds["ssh_host"]), "--ssh-user", "rpki",
+         "--ssh-password-file", str(pw)],
+        [tcp, ssh], tmp_path / "cache.log", "cache",
+    )  # fmt: skip
+    try:
+        r = subprocess.run(
+            [sys.executable, "-m", "rov_router.cli", "rtr", "--cache", f"127.0.0.1:{ssh}",
+             "--transport", "ssh", "--ssh-user", "rpki", "--known-hosts", str(kh), "--once",
+             "--json", "--timeout", "30"],
+            capture_output=True, text=True, timeout=60,
+            env={**os.environ, "ROV_ROUTER_SSH_PASSWORD": creds["password"]},
+        )  # fmt: skip
+    finally:
+        cache.stop()
+    assert r.returncode == 0, r.stderr
+    (syn,) = [json.loads(x) for x in r.stdout.splitlines() if '"synced"' in x]
+    assert syn["vrps"] == len(EXPECTED)
+    assert "warning" not in r.stderr and "warning" not in cache.text()
