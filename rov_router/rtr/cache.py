@@ -382,11 +382,17 @@ class ServerSession:
                     break
         except P.PDUError as e:  # impossible length: the stream cannot be resynchronised
             v = self.version
+            code, text = e.code, e.message
             if v is None:  # not negotiated: answer in our highest version (§7)
                 v = self.max_version
                 if e.pdu and e.pdu[0] <= self.max_version and e.code != 4:
                     v = e.pdu[0]
-            self._error(e.code, e.message, e.pdu, events, version=v)
+            elif e.pdu and e.pdu[0] != v:
+                # established: the version byte is judged before the length (8210bis §7, as
+                # OpenBGPD's rtr_parse_header): Unexpected Protocol Version
+                code = P.ErrorCode.UNEXPECTED_PROTOCOL_VERSION
+                text = f"PDU in version {e.pdu[0]} on a version {v} session ({text})"
+            self._error(code, text, e.pdu, events, version=v)
         finally:
             it.close()  # drops the consumed bytes from the framer
         self.holding = self.holding and self.framer.pending > 0 and not self.closed

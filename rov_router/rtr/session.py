@@ -521,8 +521,15 @@ class ClientSession:
                 if not progressed or self._paused is not None or self.state is State.CLOSED:
                     break
         except P.PDUError as e:
-            # framing-level error (impossible length); the stream cannot be resynchronised
-            self._fatal(e.code, e.message, e.pdu, events)
+            # framing-level error (impossible length); the stream cannot be resynchronised.
+            # On an established session the version byte is judged first (8210bis §7; the
+            # order of OpenBGPD's rtr_parse_header): another version is Error 8, whatever the
+            # length; during negotiation an unknown version stays Error 4.
+            code, text = e.code, e.message
+            if self.state is not State.NEGOTIATING and e.pdu and e.pdu[0] != self.version:
+                code = P.ErrorCode.UNEXPECTED_PROTOCOL_VERSION
+                text = f"PDU in version {e.pdu[0]} on a version {self.version} session ({text})"
+            self._fatal(code, text, e.pdu, events)
 
     def _handle(self, raw: bytes, events: list[Event]) -> None:
         version, ptype = raw[0], raw[1]

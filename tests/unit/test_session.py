@@ -1311,3 +1311,28 @@ def test_endless_cache_response_is_abandoned_past_max_records_table_unchanged():
     assert set(store.iter_vrps()) == {A1}  # kept
     assert not any(isinstance(e, FlushRequired) for e in events)
     assert sess._pending is None and sess.state is State.CLOSED
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"\x05\x04\x00\x00\x00\x00\x00\x03",  # version 5, length 3: was Error 4
+        b"\x02\x04\x00\x00\x00\x00\x00\x03",  # version 2 on a v1 session, length 3: was Error 0
+        b"\x00\x03\x00\x01\x00\x01\x00\x00",  # version 0, length 65,536
+    ],
+)
+def test_other_version_with_impossible_length_on_an_established_session_is_error_8(header):
+    """8210bis §7: once the version is settled, a PDU of another version is Unexpected
+    Protocol Version (8), judged before its length (as OpenBGPD's rtr_parse_header does)."""
+    h = synced(version=1)
+    h.feed(header)
+    (err,) = error_reports(h.sent())
+    assert err.code == P.ErrorCode.UNEXPECTED_PROTOCOL_VERSION == 8 and err.version == 1
+    assert h.close is not None and h.vrps() == set()  # fatal: flushed
+
+
+def test_same_version_with_impossible_length_is_still_corrupt_data():
+    h = synced(version=1)
+    h.feed(b"\x01\x04\x00\x00\x00\x00\x00\x03")
+    (err,) = error_reports(h.sent())
+    assert err.code == 0
