@@ -48,6 +48,12 @@ Clients and figures (each run 3 times, the median printed; ``--quick``: 424k set
   process start to its "Sync successful" log line, and Reset Query -> "Sync successful" from
   RTRlib's own log timestamps.  Peak RSS.
 
+TCP / TLS / SSH (424k set; skipped with ``--no-transports``): StayRTR and ``rov-router cache``
+each serve the file on a TCP, a TLS and an SSH listener (certificates and keys made at run time
+as the tests make them); ``rov-router rtr --transport tcp|tls|ssh ... --rtr-version 1 --once
+--json`` and ``rtrclient -e -o OUT tcp|ssh ...`` (RTRlib has no TLS) are timed from process
+start to their "synced" / "Sync successful" line; peak RSS from /usr/bin/time.
+
 Every run's VRP count is checked (rov-router: ``"vrps"`` of the synced line; rtrclient: lines
 of the export).
 
@@ -590,6 +596,129 @@ def inproc_child(port: int) -> int:
 # ---- the benchmark -----------------------------------------------------------------------------
 
 
+# ---- TCP / TLS / SSH ---------------------------------------------------------------------------
+
+
+def _creds(tmp: Path) -> dict:
+    """A CA, cache and router certificates, SSH host and router keys (made here, as the tests
+    make them: ``tests/unit/test_transport_config.py``)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.unit.test_transport_config import make_pki, make_ssh_keys
+
+    return {**make_pki(tmp / "pki"), **{f"ssh_{k}": v for k, v in make_ssh_keys(tmp).items()}}
+
+
+def _secure_cache(kind: str, path: Path, tmp: Path, c: dict) -> tuple[subprocess.Popen, dict]:
+    ports = {"tcp": free_port(), "tls": free_port(), "ssh": free_port()}
+    if kind == "StayRTR":
+        argv = ["stayrtr", "-bind", f"127.0.0.1:{ports['tcp']}", "-cache", str(path)]
+        argv += ["-checktime=false", "-refresh", "86400", "-metrics.addr", "", "-protocol", "1"]
+        argv += ["-tls.bind", f"127.0.0.1:{ports['tls']}", "-tls.cert", str(c["server.crt"])]
+        argv += ["-tls.key", str(c["server.key"]), "-ssh.bind", f"127.0.0.1:{ports['ssh']}"]
+        argv += ["-ssh.key", str(c["ssh_host"]), "-ssh.method.key=true"]
+        argv += ["-ssh.auth.key.file", str(c["ssh_authorized_keys"])]
+        ready = "New update"
+    else:
+        argv = [*rov_router_argv(), "cache", "--vrps", str(path), "--json", "--ignore-expires"]
+        argv += ["--listen", f"127.0.0.1:{ports['tcp']}", "--session-file", str(tmp / "sess")]
+        argv += ["--tls-listen", f"127.0.0.1:{ports['tls']}", "--tls-cert", str(c["server.crt"])]
+        argv += ["--tls-key", str(c["server.key"]), "--tls-client-ca", str(c["ca.crt"])]
+        argv += ["--ssh-listen", f"127.0.0.1:{ports['ssh']}", "--ssh-host-key", str(c["ssh_host"])]
+        argv += ["--ssh-authorized-keys", str(c["ssh_authorized_keys"])]
+        ready = "serving RTR over SSH"
+    log = tmp / f"secure-{kind}.log"
+    with open(log, "wb") as f:
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    deadline = time.monotonic() + 90
+    while not (all(port_listening(p) for p in ports.values()) and ready in log.read_text()):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_child(proc)
+            raise RuntimeError(f"{kind} did not start: {log.read_text()[-500:]}")
+        time.sleep(0.05)
+    return proc, ports
+
+
+def measure_transports(path: Path, tmp: Path, expected: int, reps: int) -> list[tuple]:
+    """rov-router CLI over TCP, TLS and SSH and rtrclient over TCP and SSH (RTRlib has no TLS),
+    against StayRTR and our cache serving the same file with all three listeners."""
+    c = _creds(tmp / "creds")
+    kh = tmp / "known_hosts"
+    rows: list[tuple] = []
+    for kind in ("StayRTR", "rov-router cache"):
+        proc, ports = _secure_cache(kind, path, tmp, c)
+        kh.write_text(f"[127.0.0.1]:{ports['ssh']} {c['ssh_host.pub'].read_text().strip()}\n")
+        try:
+            for transport in ("tcp", "tls", "ssh"):
+                opts = {
+                    "tcp": [],
+                    "tls": [
+                        "--ca",
+                        str(c["ca.crt"]),
+                        "--cert",
+                        str(c["client.crt"]),
+                        "--key",
+                        str(c["client.key"]),
+                    ],
+                    "ssh": [
+                        "--ssh-user",
+                        "rpki",
+                        "--ssh-key",
+                        str(c["ssh_client"]),
+                        "--known-hosts",
+                        str(kh),
+                    ],
+                }[transport]
+                clients = [("rov-router CLI", None)]
+                if transport != "tls":
+                    clients.append(("rtrclient -e", None))
+                for client, _ in clients:
+                    runs = []
+                    for _i in range(reps):
+                        if client == "rtrclient -e":
+                            out = tmp / "rtrclient-secure.txt"
+                            out.unlink(missing_ok=True)
+                            sock = ["tcp", "127.0.0.1", str(ports["tcp"])]
+                            if transport == "ssh":
+                                sock = ["ssh", "127.0.0.1", str(ports["ssh"]), "rpki"]
+                                sock += [str(c["ssh_client"]), str(kh)]
+                            r = run_timed(["rtrclient", "-e", "-o", str(out), *sock], tmp,
+                                          stderr_marker="Sync successful")  # fmt: skip
+                            n = None
+                            if out.exists():
+                                with open(out, "rb") as f:
+                                    n = sum(1 for line in f if b" AS " in line)
+                            runs.append((r["t_stderr_marker"], r["rss_mib"], n))
+                        else:
+                            argv = [*rov_router_argv(), "rtr", "--cache"]
+                            argv += [f"127.0.0.1:{ports[transport]}", "--transport", transport]
+                            argv += [*opts, "--rtr-version", "1", "--once", "--json"]
+                            r = run_timed(argv, tmp, stdout_marker='"synced"')
+                            n = None
+                            for line in r["stdout"]:
+                                with contextlib.suppress(ValueError):
+                                    obj = json.loads(line)
+                                    if obj.get("event") == "synced":
+                                        n = obj.get("vrps")
+                            runs.append((r["t_stdout_marker"], r["rss_mib"], n))
+                    ok = all(n == expected for _, _, n in runs)
+                    print(
+                        f"  [{kind} / {transport}] {client}: ready "
+                        f"{', '.join(fmt(t, '.2f') for t, _, _ in runs)} s, VRPs "
+                        f"{[n for _, _, n in runs]}: {'ok' if ok else 'COUNT MISMATCH'}",
+                        flush=True,
+                    )
+                    rows.append(
+                        (kind, transport, client, med([t for t, _, _ in runs]),
+                         med([m for _, m, _ in runs]), "yes" if ok else "NO")
+                    )  # fmt: skip
+        finally:
+            stop_child(proc)
+    return rows
+
+
 def med(values: list) -> float | None:
     vals = [v for v in values if v is not None]
     return statistics.median(vals) if vals else None
@@ -678,6 +807,9 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="424k set only, 1 repetition")
     ap.add_argument("--reps", type=int, default=None, help="repetitions (default 3; --quick: 1)")
     ap.add_argument("--inproc-child", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--no-transports", action="store_true", help="skip the TCP / TLS / SSH rows (424k set)"
+    )
     args = ap.parse_args()
     if args.inproc_child is not None:
         return inproc_child(args.inproc_child)
@@ -708,6 +840,7 @@ def main() -> int:
     ratios: list[tuple] = []
     notes: list[str] = []
     all_ok = True
+    secure: list[tuple] = []
     with tempfile.TemporaryDirectory(prefix="bench_rtr_sync.") as td:
         tmp = Path(td)
         t0 = time.perf_counter()
@@ -768,6 +901,10 @@ def main() -> int:
             finally:
                 stay.stop()
 
+            if set_name == "424k" and not args.no_transports:
+                print("\nTCP / TLS / SSH on the 424k set:")
+                secure = measure_transports(path, tmp, expected, reps)
+
             replay = ReplayServer(stream)
             try:
                 print(f"replay server on 127.0.0.1:{replay.port} ({len(stream)} bytes per query)")
@@ -810,6 +947,20 @@ def main() -> int:
     )
     for n in notes:
         print(f"* {n}")
+    if secure:
+        print("\n=== 424k set over TCP, TLS and SSH: start -> table ready (median) ===\n")
+        print_table(
+            ["cache", "transport", "client", "seconds", "peak RSS MiB", "VRPs ok"],
+            [(k, t, cl, fmt(sec, ".3f"), fmt(rss, ".0f"), ok) for k, t, cl, sec, rss, ok in secure],
+            "lllrrl",
+        )
+        all_ok &= all(r[-1] == "yes" for r in secure)
+        by = {(k, t, cl): sec for k, t, cl, sec, _, _ in secure}
+        for k in ("StayRTR", "rov-router cache"):
+            for t in ("tcp", "ssh"):
+                a, b = by.get((k, t, "rov-router CLI")), by.get((k, t, "rtrclient -e"))
+                if a and b:
+                    print(f"ratio rov-router / rtrclient, {k} over {t}: {a / b:.2f}")
     print(f"\ntotal benchmark time {time.perf_counter() - t_start:.0f} s")
     if not all_ok:
         print("bench_rtr_sync: some runs got the wrong VRP count (see above)")

@@ -276,6 +276,7 @@ class App:
                 cache,
                 FileSource(src.vrps, src.slurm, "auto", src.ignore_expires),
                 poll=0.5,
+                max_shrink=src.max_shrink,
                 on_reload=lambda lvl, msg, n=name: self._print(
                     {"event": "cache", "source": n, "level": lvl, "message": msg}
                 ),
@@ -300,6 +301,7 @@ class App:
             max_version=src.version,
             min_version=src.min_version,
             min_expire=src.min_expire,
+            max_records=src.max_records,
             max_backoff=5.0,
             on_event=lambda ev, h=holder: self._on_rtr_event(h[0], ev),
             transport=src.transport_options() if src.cache is not None else None,
@@ -415,6 +417,7 @@ class App:
         }
         loop.add_signal_handler(signal.SIGHUP, self._on_hangup)
         loop.add_signal_handler(signal.SIGUSR1, self.write_state)
+        loop.add_signal_handler(signal.SIGUSR2, self.confirm_reloads)
         try:
             await self.start()
             waiter = asyncio.ensure_future(self._stop.wait())
@@ -573,6 +576,12 @@ class App:
             }
         )
         return True
+
+    def confirm_reloads(self) -> None:
+        """SIGUSR2: apply VRP file reloads held back by the shrink guard."""
+        for src in self.sources:
+            if src.files is not None and src.files.held is not None:
+                src.files.confirm()
 
     def request_stop(self) -> None:
         self._stop.set()

@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -87,6 +88,16 @@ def _version(text: str) -> int:
     return int(text)
 
 
+def _fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = -1.0
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction 0..1 (0.5 = 50 %), got {text!r}")
+    return v
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="rov-router",
@@ -136,6 +147,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["draft10"],
         help="parse ASPA PDUs in the draft-8210bis-10 layout (StayRTR 0.5.1) "
         "instead of falling back to v1",
+    )
+    r.add_argument(
+        "--max-records",
+        type=int,
+        default=None,
+        metavar="N",
+        help="abandon a transfer carrying more than N records, keeping the table "
+        "(default 6,000,000: ten times the largest real table)",
     )
     r.add_argument("--once", action="store_true", help="exit after the first End of Data")
     r.add_argument("--json", action="store_true", help="machine-readable output (JSON lines)")
@@ -210,7 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve a VRP file (+ SLURM) over RTR v0/v1/v2 with deltas (embedded cache)",
         description="Serve a VRP file to any number of routers over RTR v0, v1 and v2. The file "
         "is watched (and re-read on SIGHUP): changes bump the serial, routers get a Serial "
-        "Notify and the delta. SIGUSR1 prints the status (JSON with --json).",
+        "Notify and the delta. An empty file is refused and a reload that would withdraw more "
+        "than --max-shrink of the VRPs is held back (SIGUSR2 applies it). SIGUSR1 prints the "
+        "status (JSON with --json).",
     )
     c.add_argument(
         "--vrps",
@@ -243,7 +264,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="at most one Serial Notify per this many seconds (bis §8.2: 60)",
     )
     c.add_argument("--history", type=int, default=64, help="serials kept for deltas (64)")
+    c.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="drop a router that has not read its response for this long (30)",
+    )
     c.add_argument("--poll", type=float, default=1.0, help="seconds between file checks (1)")
+    c.add_argument(
+        "--settle",
+        type=float,
+        default=0.5,
+        metavar="SECONDS",
+        help="read a changed file only once its size and mtime have not changed for this "
+        "long (0.5)",
+    )
+    c.add_argument(
+        "--max-shrink",
+        type=_fraction,
+        default=0.5,
+        metavar="FRACTION",
+        help="hold back a reload that would withdraw more than this fraction of the VRPs "
+        "served (0.5); SIGUSR2 confirms a held reload; 1.0 turns the guard off",
+    )
     c.add_argument(
         "--session-file",
         metavar="FILE",
@@ -257,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="run the router: ExaBGP sessions -> ROV -> policy -> Loc-RIB -> downstream",
         description="Run the router described by a TOML config (see examples/router.toml). "
-        "SIGUSR1 writes --state-file.",
+        "SIGUSR1 writes --state-file; SIGUSR2 applies a VRP file reload held back by max_shrink.",
     )
     rn.add_argument("--config", required=True, metavar="FILE", help="router TOML file")
     mode = rn.add_mutually_exclusive_group()
@@ -470,7 +514,12 @@ def _session_kw(args) -> dict:
         lo = hi = args.rtr_version
     if lo > hi:
         raise CLIError(f"--min-version {lo} is above --max-version {hi}")
-    return {"min_version": lo, "max_version": hi, "aspa_compat": args.aspa_compat}
+    kw = {"min_version": lo, "max_version": hi, "aspa_compat": args.aspa_compat}
+    if getattr(args, "max_records", None) is not None:
+        if args.max_records < 1:
+            raise CLIError("--max-records must be at least 1")
+        kw["max_records"] = args.max_records
+    return kw
 
 
 class _Reporter:
@@ -526,7 +575,11 @@ class _Reporter:
         elif isinstance(ev, Applied):
             if self.data_dir and ev.serial is not None:
                 self._write_serial(session, ev)
-            elif ev.serial is None and ev.changes:
+            elif ev.serial is None:
+                # a flush (expire, fatal error, cache shutdown): the files must not keep
+                # listing VRPs the client no longer holds
+                self._write_files()
+            if ev.serial is None and ev.changes:
                 self.out(
                     {
                         "event": "flushed",
@@ -605,9 +658,20 @@ class _Reporter:
 
 
 def _atomic_write(path: Path, text: str | None) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text or "")
-    os.replace(tmp, path)
+    """Write a file so that a reader sees the old or the new content, never half of it: a
+    temporary file in the same directory, flushed to disk, then renamed over the target."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text or "")
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def cmd_rtr(args) -> int:
@@ -1051,8 +1115,6 @@ def cmd_show(args) -> int:
 
 
 def cmd_replay_mrt(args) -> int:
-    import tempfile
-
     from .bgp.control import Speaker
     from .bgp.mrt import MRTError, read_updates
     from .bgp.speaker import PeerSpec
@@ -1164,6 +1226,8 @@ def cmd_cache(args) -> int:
         cache,
         source,
         poll=args.poll,
+        settle=args.settle,
+        max_shrink=args.max_shrink,
         on_reload=lambda level, msg: out({"event": "reload", "level": level, "message": msg}),
     )
     files.reload(force=True)
@@ -1180,6 +1244,7 @@ def cmd_cache(args) -> int:
         port,
         max_version=args.max_version,
         notify_interval=args.notify_interval,
+        drain_timeout=args.drain_timeout,
         on_event=on_event,
         tls=tls,
         ssh=ssh,
@@ -1207,6 +1272,7 @@ def cmd_cache(args) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop_by, sig)
         loop.add_signal_handler(signal.SIGHUP, hangup)
+        loop.add_signal_handler(signal.SIGUSR2, files.confirm)
 
         def status() -> None:
             st = server.status()

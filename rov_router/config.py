@@ -30,10 +30,11 @@ hold_time = 90
 cache = "127.0.0.1:3323"      # an RTR cache ... (version = 2, min_version = 0)
 transport = "tcp"             # tcp | tls | ssh (RFC 8210 §9); once given, 'cache' may omit
                               # the port (323 / 324 / 22).  tls: cert, key, ca, server_name;
-                              # ssh: ssh_user, ssh_key, ssh_password, known_hosts,
+                              # ssh: ssh_user, ssh_key, ssh_password(_file), known_hosts,
                               # ssh_insecure_accept_unknown_host_key (paths: relative to here)
 [[rpki]]
 vrps = "vrps.json"            # ... or a VRP file served by the embedded cache (slurm = "...")
+max_shrink = 0.5              # hold back a reload withdrawing more than this (SIGUSR2 confirms)
 
 [policy]
 prefer_valid = false          # valid beats not-found right after local-pref
@@ -62,6 +63,7 @@ from .rtr.transport import (
     TLS_FIELDS,
     TransportOptions,
     parse_hostport,
+    read_password_file,
 )
 
 ROLES = ("upstream", "downstream", "customer", "provider", "peer", "route-server", "rs-client")
@@ -116,6 +118,8 @@ class RPKISourceConfig:
     retry: int = 600
     expire: int = 7200
     ignore_expires: bool = False
+    max_shrink: float = 0.5  # a 'vrps' reload withdrawing more than this fraction is held back
+    max_records: int = 6_000_000  # a transfer with more records is abandoned, table unchanged
     min_expire: int = 600  # labs only: accept an Expire below RFC 8210's 600 s
     preference: int = 1  # RFC 8210 §10: lower is more preferred; equal ones serve together
     # transport to 'cache' (RFC 8210 §9): tcp | tls | ssh
@@ -235,6 +239,8 @@ def load_config(path: str | Path) -> RouterConfig:
             raise err(table, index, key, f"expected a string, got {v!r}")
         if kind is bool and not isinstance(v, bool):
             raise err(table, index, key, f"expected true or false, got {v!r}")
+        if kind is float and (isinstance(v, bool) or not isinstance(v, int | float)):
+            raise err(table, index, key, f"expected a number, got {v!r}")
         if check is not None:
             problem = check(v)
             if problem:
@@ -357,6 +363,24 @@ def load_config(path: str | Path) -> RouterConfig:
             retry=get(s, "rpki", i, "retry", int, 600),
             expire=get(s, "rpki", i, "expire", int, 7200),
             ignore_expires=get(s, "rpki", i, "ignore_expires", bool, False),
+            max_records=get(
+                s,
+                "rpki",
+                i,
+                "max_records",
+                int,
+                6_000_000,
+                check=lambda v: None if v >= 1 else "max_records must be at least 1",
+            ),
+            max_shrink=get(
+                s,
+                "rpki",
+                i,
+                "max_shrink",
+                float,
+                0.5,
+                check=lambda v: None if 0 <= v <= 1 else "max_shrink must be a fraction 0..1",
+            ),
             min_expire=get(s, "rpki", i, "min_expire", int, 600),
             preference=get(
                 s,
@@ -387,7 +411,7 @@ def load_config(path: str | Path) -> RouterConfig:
                 raise err("rpki", i, "vrps", f"no such file: {vp}")
             src.vrps = vp
             src.name = src.name or vp.name
-            for k in ("transport", *TLS_FIELDS, *SSH_FIELDS):
+            for k in ("transport", *TLS_FIELDS, *SSH_FIELDS, "ssh_password_file"):
                 if k in s:
                     raise err("rpki", i, k, "only for a 'cache' source (the VRP file is local)")
             if "slurm" in s:
@@ -410,11 +434,14 @@ def load_config(path: str | Path) -> RouterConfig:
                 "retry",
                 "expire",
                 "ignore_expires",
+                "max_shrink",
+                "max_records",
                 "min_expire",
                 "preference",
                 "transport",
                 *TLS_FIELDS,
                 *SSH_FIELDS,
+                "ssh_password_file",
             },
             err,
             "rpki",
@@ -479,6 +506,14 @@ def _transport(s: dict, src: RPKISourceConfig, base: Path, get, err, i: int) -> 
             setattr(src, k, (base / Path(get(s, "rpki", i, k, str)).expanduser()).resolve())
     for k in ("server_name", "ssh_user", "ssh_password"):
         setattr(src, k, get(s, "rpki", i, k, str, None))
+    if "ssh_password_file" in s:
+        if "ssh_password" in s:
+            raise err("rpki", i, "ssh_password_file", "give ssh_password or ssh_password_file")
+        pf = (base / Path(get(s, "rpki", i, "ssh_password_file", str)).expanduser()).resolve()
+        try:
+            src.ssh_password = read_password_file(pf)
+        except ValueError as e:
+            raise err("rpki", i, "ssh_password_file", str(e)) from None
     src.ssh_insecure_accept_unknown_host_key = get(
         s, "rpki", i, "ssh_insecure_accept_unknown_host_key", bool, False
     )

@@ -103,6 +103,8 @@ class RouterKey(NamedTuple):
 
 def parse_prefix(text: str, *, mask_host_bits: bool = False) -> tuple[bytes, int]:
     """``"192.0.2.0/24"`` -> ``(b"\\xc0\\x00\\x02\\x00", 24)``; raises ValueError when malformed."""
+    if not isinstance(text, str):
+        raise ValueError(f'prefix must be a string like "192.0.2.0/24", got {_kind(text)}')
     addr_s, sep, len_s = text.strip().partition("/")
     if ":" in addr_s:
         fam, bits = socket.AF_INET6, 128
@@ -120,10 +122,37 @@ def parse_prefix(text: str, *, mask_host_bits: bool = False) -> tuple[bytes, int
         plen = int(len_s)
     host = int.from_bytes(addr, "big") & ((1 << (bits - plen)) - 1)
     if host:
+        net = (int.from_bytes(addr, "big") ^ host).to_bytes(bits // 8, "big")
         if not mask_host_bits:
-            raise ValueError(f"prefix {text!r} has bits set beyond /{plen}")
-        addr = (int.from_bytes(addr, "big") ^ host).to_bytes(bits // 8, "big")
+            raise ValueError(
+                f"prefix {text!r} has bits set beyond /{plen} "
+                f"(the network is {format_prefix(net, plen)})"
+            )
+        addr = net
     return addr, plen
+
+
+def _kind(v: Any) -> str:
+    """How a JSON value looks, for error messages (never Python's type names)."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return f"the number {v!r}"
+    if isinstance(v, str):
+        return f"the string {v[:60]!r}"
+    if isinstance(v, list):
+        return "a list"
+    if isinstance(v, dict):
+        return "an object"
+    return "an unexpected value"
+
+
+def _object(v: Any, what: str) -> dict:
+    if not isinstance(v, dict):
+        raise ValueError(f"expected an object ({what}), got {_kind(v)}")
+    return v
 
 
 def parse_asn(value: Any) -> int:
@@ -137,10 +166,10 @@ def parse_asn(value: Any) -> int:
         if s[:2].lower() == "as":
             s = s[2:]
         if not s.isdigit():
-            raise ValueError(f"bad ASN {value!r}")
+            raise ValueError(f'bad ASN {value!r} (expected a number or "AS64496")')
         asn = int(s)
     else:
-        raise ValueError(f"bad ASN {value!r}")
+        raise ValueError(f'bad ASN: expected a number or "AS64496", got {_kind(value)}')
     if not 0 <= asn <= 0xFFFFFFFF:
         raise ValueError(f"ASN {value!r} outside 0..4294967295")
     return asn
@@ -222,16 +251,33 @@ def load_vrp_file(
     """
     p = str(path)
     data = read_bytes(p)
+    if not data.strip():
+        # a producer that truncates before it writes leaves this behind: never an empty set
+        what = f"{len(data)} bytes" if not data else f"{len(data)} bytes, all whitespace"
+        raise VRPFileError(p, "", f"empty ({what})")
     if fmt == "auto":
         head = data.lstrip()[:1]
         fmt = "json" if head in (b"{", b"[") else "csv"
     if now is None:
         now = time.time()
     if fmt == "json":
-        return _load_json(p, data, now, ignore_expires)
-    if fmt == "csv":
-        return _load_csv(p, data)
-    raise VRPFileError(p, "", f"unknown format {fmt!r} (use json or csv)")
+        out = _load_json(p, data, now, ignore_expires)
+    elif fmt == "csv":
+        out = _load_csv(p, data)
+    else:
+        raise VRPFileError(p, "", f"unknown format {fmt!r} (use json or csv)")
+    if not out.vrps and not out.aspas and not out.router_keys:
+        if out.expired:
+            raise VRPFileError(
+                p,
+                "",
+                f"no VRPs: all {out.expired} entries have an 'expires' time in the past "
+                "(an old snapshot? --ignore-expires / ignore_expires = true serves it)",
+            )
+        if out.format == "csv":
+            # CSV has no explicit empty form (JSON has: "roas": [])
+            raise VRPFileError(p, "", "no VRPs (a CSV file with no entries is not an empty set)")
+    return out
 
 
 def _load_json(path: str, data: bytes, now: float, ignore_expires: bool) -> VRPSet:
@@ -253,24 +299,30 @@ def _load_json(path: str, data: bytes, now: float, ignore_expires: bool) -> VRPS
     for i, r in enumerate(roas):
         where = f"roas[{i}]"
         try:
+            _object(r, "prefix, maxLength, asn")
             if not ignore_expires and _expired(r, now):
                 out.expired += 1
                 continue
-            addr, plen = parse_prefix(r["prefix"], mask_host_bits=True)
+            # host bits set: refused like SLURM (RFC 8416 §3.4.1) does, never silently masked
+            addr, plen = parse_prefix(r["prefix"])
             ml = r.get("maxLength", r.get("max_length", plen))
             if ml is None:
                 ml = plen
+            if isinstance(ml, str) and ml.strip().isdigit():
+                ml = int(ml)
             if not isinstance(ml, int) or isinstance(ml, bool):
-                ml = int(str(ml))
+                raise ValueError(f"maxLength must be a whole number, got {_kind(ml)}")
             if not plen <= ml <= len(addr) * 8:
                 raise ValueError(f"maxLength {ml} outside {plen}..{len(addr) * 8}")
             asn = parse_asn(r["asn"])
         except KeyError as e:
             raise VRPFileError(path, where, f"missing key {e}") from None
-        except (ValueError, TypeError, AttributeError) as e:
+        except ValueError as e:
             raise VRPFileError(path, where, str(e)) from None
-        if addr != _first_bits(r["prefix"]):
-            out.masked += 1
+        except (TypeError, AttributeError):  # a shape not foreseen above: no Python text
+            raise VRPFileError(
+                path, where, 'expected {"prefix": STRING, "maxLength": NUMBER, "asn": NUMBER}'
+            ) from None
         v = VRP(addr, plen, ml, asn)
         out.entries += 1
         if v in vrps:
@@ -285,12 +337,9 @@ def _load_json(path: str, data: bytes, now: float, ignore_expires: bool) -> VRPS
 def _expired(entry: dict, now: float) -> bool:
     """rpki-client's per-entry ``expires`` (Unix time) lies in the past."""
     exp = entry.get("expires")
+    if exp is not None and (not isinstance(exp, int | float) or isinstance(exp, bool)):
+        raise ValueError(f"'expires' must be a Unix time (a number), got {_kind(exp)}")
     return exp is not None and exp < now
-
-
-def _first_bits(prefix: str) -> bytes:
-    a = prefix.partition("/")[0].strip()
-    return socket.inet_pton(socket.AF_INET6 if ":" in a else socket.AF_INET, a)
 
 
 def _load_json_aspa(path: str, doc: dict, out: VRPSet, now: float, ignore_expires: bool) -> None:
@@ -309,18 +358,30 @@ def _load_json_aspa(path: str, doc: dict, out: VRPSet, now: float, ignore_expire
         for i, a in enumerate(items):
             where = f"{name}[{i}]"
             try:
+                _object(a, "customer_asid, providers")
                 if not ignore_expires and _expired(a, now):
                     out.expired += 1
                     continue
+                if "customer_asid" not in a and "customer" not in a:
+                    raise KeyError("customer_asid")
                 cust = parse_asn(a.get("customer_asid", a.get("customer")))
                 provs = a["providers"]
                 if not isinstance(provs, list):
-                    raise ValueError("'providers' is not a list")
-                pset = {parse_asn(p["provider_asid"] if isinstance(p, dict) else p) for p in provs}
+                    raise ValueError(f"'providers' must be a list of ASNs, got {_kind(provs)}")
+                pset = {
+                    parse_asn(_object(p, "provider_asid")["provider_asid"])
+                    if isinstance(p, dict)
+                    else parse_asn(p)
+                    for p in provs
+                }
             except KeyError as e:
                 raise VRPFileError(path, where, f"missing key {e}") from None
-            except (ValueError, TypeError, AttributeError) as e:
+            except ValueError as e:
                 raise VRPFileError(path, where, str(e)) from None
+            except (TypeError, AttributeError):
+                raise VRPFileError(
+                    path, where, 'expected {"customer_asid": NUMBER, "providers": [NUMBER, ...]}'
+                ) from None
             # One provider set per customer for both AFIs (aspa-verification §7.1): union them.
             merged.setdefault(cust, set()).update(pset)
     for cust, pset in merged.items():
@@ -333,20 +394,38 @@ def _load_json_aspa(path: str, doc: dict, out: VRPSet, now: float, ignore_expire
 
 def _load_json_keys(path: str, doc: dict, out: VRPSet) -> None:
     keys = doc.get("bgpsec_keys") or doc.get("router_keys") or []
+    if not isinstance(keys, list):
+        raise VRPFileError(path, "bgpsec_keys", f"must be a list, got {_kind(keys)}")
     for i, k in enumerate(keys):
         where = f"bgpsec_keys[{i}]"
         try:
+            _object(k, "asn, ski, pubkey")
             asn = parse_asn(k["asn"])
-            ski = bytes.fromhex(k["ski"])
+            ski_s = k["ski"]
+            try:
+                ski = bytes.fromhex(ski_s)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"'ski' must be 40 hexadecimal digits, got {_kind(ski_s)}"
+                ) from None
             if len(ski) != 20:
                 raise ValueError(f"SKI is {len(ski)} octets, expected 20")
-            spki = base64.b64decode(k["pubkey"], validate=False)
+            try:
+                spki = base64.b64decode(k["pubkey"], validate=False)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"'pubkey' must be base64 (DER SubjectPublicKeyInfo), got {_kind(k['pubkey'])}"
+                ) from None
             if not spki:
                 raise ValueError("empty pubkey")
         except KeyError as e:
             raise VRPFileError(path, where, f"missing key {e}") from None
-        except (ValueError, TypeError) as e:
+        except ValueError as e:
             raise VRPFileError(path, where, str(e)) from None
+        except (TypeError, AttributeError):
+            raise VRPFileError(
+                path, where, 'expected {"asn": NUMBER, "ski": HEX, "pubkey": BASE64}'
+            ) from None
         out.router_keys.add(RouterKey(ski, asn, spki))
 
 
@@ -373,8 +452,11 @@ def _load_csv(path: str, data: bytes) -> VRPSet:
                 continue
         try:
             pi, mi, ai = order
-            addr, plen = parse_prefix(cells[pi], mask_host_bits=True)
-            ml = int(cells[mi]) if mi < len(cells) and cells[mi] else plen
+            addr, plen = parse_prefix(cells[pi])
+            ml_s = cells[mi] if mi < len(cells) else ""
+            if ml_s and not ml_s.isdigit():
+                raise ValueError(f"max length {ml_s!r} is not a whole number")
+            ml = int(ml_s) if ml_s else plen
             if not plen <= ml <= len(addr) * 8:
                 raise ValueError(f"max length {ml} outside {plen}..{len(addr) * 8}")
             asn = parse_asn(cells[ai])

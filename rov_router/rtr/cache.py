@@ -343,34 +343,64 @@ class ServerSession:
         self.connected_at = clock()
         self.last_query_at: float | None = None
         self.partial_since: float | None = None
+        #: complete PDUs wait in the framer behind an answer: call :meth:`resume` once the
+        #: driver has sent that answer (at most one response in flight per router)
+        self.holding = False
 
     def data_to_send(self) -> list[bytes]:
         out, self._out = self._out, []
         return out
 
     def receive_data(self, data: bytes) -> list[ServerEvent]:
+        """Feed bytes from the router.  Stops after the first PDU that is answered; the
+        rest stays buffered (:attr:`holding`) until :meth:`resume`."""
         events: list[ServerEvent] = []
         if self.closed:
             return events
         self.framer.feed(data)
+        self._process(events)
+        return events
+
+    def resume(self) -> list[ServerEvent]:
+        """The previous answer is out: handle the PDUs that waited behind it."""
+        events: list[ServerEvent] = []
+        if not self.closed and self.holding:
+            self._process(events)
+        return events
+
+    def _process(self, events: list[ServerEvent]) -> None:
+        self.holding = False
+        it = iter(self.framer)
         try:
-            for raw in self.framer:
+            for raw in it:
+                before = len(self._out)
                 self._handle(raw, events)
                 if self.closed:
                     break
+                if len(self._out) > before:
+                    self.holding = True
+                    break
         except P.PDUError as e:  # impossible length: the stream cannot be resynchronised
             v = self.version
+            code, text = e.code, e.message
             if v is None:  # not negotiated: answer in our highest version (§7)
                 v = self.max_version
                 if e.pdu and e.pdu[0] <= self.max_version and e.code != 4:
                     v = e.pdu[0]
-            self._error(e.code, e.message, e.pdu, events, version=v)
+            elif e.pdu and e.pdu[0] != v:
+                # established: the version byte is judged before the length (8210bis §7, as
+                # OpenBGPD's rtr_parse_header): Unexpected Protocol Version
+                code = P.ErrorCode.UNEXPECTED_PROTOCOL_VERSION
+                text = f"PDU in version {e.pdu[0]} on a version {v} session ({text})"
+            self._error(code, text, e.pdu, events, version=v)
+        finally:
+            it.close()  # drops the consumed bytes from the framer
+        self.holding = self.holding and self.framer.pending > 0 and not self.closed
         self.partial_since = (
             (self.partial_since or self.clock())
-            if self.framer.pending and not self.closed
+            if self.framer.pending and not self.closed and not self.holding
             else None
         )
-        return events
 
     def notify(self) -> bool:
         """Queue a Serial Notify (only on an established session).  True if queued."""

@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,18 +23,33 @@ from .transport import SSHServerOptions, TLSServerOptions, start_listener
 
 log = logging.getLogger("rov_router.cache")
 
-#: transport write buffer above which a router counts as not reading
-WRITE_HIGH_WATER = 4 << 20
+#: a response is handed to the transport in chunks of this size (never the whole body: on
+#: Python 3.11 a transport copies what it cannot send at once, so a router that does not read
+#: would hold a private copy of a full response)
+WRITE_CHUNK = 8 << 10
+#: transport write buffer above which a router counts as not reading: its response stops
+#: being written and its input is no longer read until the buffer has drained (back-pressure)
+WRITE_HIGH_WATER = 8 << 10
+#: a router whose buffer has not drained for this long is dropped
+DRAIN_TIMEOUT = 30.0
 
 
 class _Conn(asyncio.Protocol):
+    """One router's connection: at most one response in flight, written chunk by chunk from
+    the shared encoded body while the transport drains."""
+
     def __init__(self, server: RTRServer, via: str = "") -> None:
         self.server = server
         self.via = via  # "" for TCP, else how the router came in (TLS, SSH as USER)
         self.transport: asyncio.Transport | None = None  # or an SSH channel adapter
         self.session: ServerSession | None = None
+        #: since when the transport's buffer has stayed above the high-water mark
         self.paused_at: float | None = None
+        self.write_paused = False
         self.peer = "?"
+        self._queue: deque[memoryview] = deque()  # views of shared response bodies
+        self.queued = 0  # bytes in _queue
+        self._reading = True
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -42,7 +58,7 @@ class _Conn(asyncio.Protocol):
         self.session = ServerSession(
             self.server.cache, self.peer, max_version=self.server.max_version
         )
-        transport.set_write_buffer_limits(high=self.server.write_high_water)
+        transport.set_write_buffer_limits(high=self.server.write_high_water, low=0)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
@@ -54,34 +70,83 @@ class _Conn(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         assert self.session is not None
         events = self.session.receive_data(data)
-        self.flush()
+        self.flush(events)
+
+    @property
+    def in_flight(self) -> bool:
+        """A response is not yet out of our hands or the transport's buffer is high."""
+        return bool(self._queue) or self.write_paused
+
+    def flush(self, events: list[ServerEvent] | None = None) -> None:
+        """Write what the session has to send; answer queries that waited behind a response
+        once nothing is in flight; read from the router only while nothing is."""
+        events = events if events is not None else []
+        t = self.transport
+        s = self.session
+        if t is not None and s is not None and not t.is_closing():
+            while True:
+                for chunk in s.data_to_send():
+                    if chunk:
+                        self._queue.append(memoryview(chunk))
+                        self.queued += len(chunk)
+                self._pump()
+                if self.in_flight or s.closed or not s.holding or t.is_closing():
+                    break
+                events.extend(s.resume())
+            if s.closed and not self._queue:
+                t.close()  # after the buffered bytes (e.g. the Error Report) are written
+            elif not t.is_closing():
+                self._set_reading(not self.in_flight)
         for ev in events:
             self.server._event(ev)
 
-    def flush(self) -> None:
+    def _pump(self) -> None:
         t = self.transport
-        s = self.session
-        if t is None or s is None or t.is_closing():
+        q = self._queue
+        assert t is not None
+        while q and not self.write_paused and not t.is_closing():
+            mv = q[0]
+            n = min(len(mv), WRITE_CHUNK)
+            t.write(mv[:n])  # may call pause_writing() at once
+            if n == len(mv):
+                q.popleft()
+            else:
+                q[0] = mv[n:]
+            self.queued -= n
+
+    def _set_reading(self, on: bool) -> None:
+        t = self.transport
+        if t is None or on == self._reading:
             return
-        for chunk in s.data_to_send():
-            t.write(chunk)  # not writelines: on 3.11 it joins (copies) the whole payload first
-        if s.closed:
-            t.close()  # after the buffered bytes (e.g. the Error Report) are written
+        self._reading = on
+        with contextlib.suppress(RuntimeError, AttributeError):
+            if on:
+                t.resume_reading()
+            else:
+                t.pause_reading()
 
     def pause_writing(self) -> None:
-        self.paused_at = time.monotonic()
+        self.write_paused = True
+        if self.paused_at is None:
+            self.paused_at = time.monotonic()
 
     def resume_writing(self) -> None:
+        self.write_paused = False
         self.paused_at = None
+        self.flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server._conns.discard(self)
+        self._queue.clear()
+        self.queued = 0
         self.server._event(
             ServerEvent("disconnect", f"{self.peer}: disconnected" + (f" ({exc})" if exc else ""))
         )
 
     def abort(self, reason: str) -> None:
         self.server._event(ServerEvent("close", f"{self.peer}: {reason}", "warning"))
+        self._queue.clear()
+        self.queued = 0
         if self.transport is not None:
             self.transport.abort()
 
@@ -98,6 +163,7 @@ class RTRServer:
         *,
         max_version: int = MAX_VERSION,
         notify_interval: float = 60.0,
+        drain_timeout: float = DRAIN_TIMEOUT,
         stall_timeout: float | None = None,
         partial_timeout: float = 30.0,
         write_high_water: int = WRITE_HIGH_WATER,
@@ -110,8 +176,9 @@ class RTRServer:
         self.port = port
         self.max_version = max_version
         self.notify_interval = notify_interval
-        #: bis §9: a stall longer than 3x the Retry interval ends the session
-        self.stall_timeout = stall_timeout if stall_timeout is not None else 3.0 * cache.retry
+        #: a router whose write buffer has not drained for this long is dropped (bis §9 allows
+        #: up to 3x Retry; a router that does not read must not hold memory that long)
+        self.drain_timeout = drain_timeout if stall_timeout is None else stall_timeout
         self.partial_timeout = partial_timeout
         self.write_high_water = write_high_water
         self.on_event = on_event
@@ -232,15 +299,15 @@ class RTRServer:
 
     async def _watch(self) -> None:
         while True:
-            await asyncio.sleep(min(1.0, self.partial_timeout, self.stall_timeout))
+            await asyncio.sleep(min(1.0, self.partial_timeout, self.drain_timeout))
             now = time.monotonic()
             for c in list(self._conns):
                 s = c.session
-                if c.paused_at is not None and now - c.paused_at > self.stall_timeout:
+                if c.paused_at is not None and now - c.paused_at > self.drain_timeout:
                     c.abort(
-                        f"not reading for {now - c.paused_at:.0f} s "
-                        f"({c.transport.get_write_buffer_size() if c.transport else 0} bytes "
-                        "queued): dropped"
+                        f"not reading: nothing drained for {now - c.paused_at:.0f} s "
+                        f"({c.queued + (c.transport.get_write_buffer_size() if c.transport else 0)}"
+                        " bytes of a response left to send): dropped"
                     )
                 elif (
                     s is not None
@@ -278,7 +345,8 @@ class RTRServer:
                     "queries": s.queries,
                     "resets_served": s.resets_served,
                     "deltas_served": s.deltas_served,
-                    "write_queue": conn.transport.get_write_buffer_size() if conn.transport else 0,
+                    "write_queue": conn.queued
+                    + (conn.transport.get_write_buffer_size() if conn.transport else 0),
                 }
             )
         v4 = sum(1 for v in c.vrps if len(v.addr) == 4)
@@ -369,7 +437,13 @@ def pick_session_id(state_file: Path | None) -> int:
 
 class FileCache:
     """A :class:`CacheState` fed from a :class:`FileSource`: reload on change (polled) or on
-    :meth:`reload`; a file that fails to load is reported and the last good set stays served."""
+    :meth:`reload`; a file that fails to load is reported and the last good set stays served.
+
+    Fail safe: a changed file is read only once its size and mtime have stayed the same for
+    ``settle`` seconds (never half a file); an empty file is refused (see
+    :func:`~rov_router.rpki.vrp.load_vrp_file`); a reload that would withdraw more than
+    ``max_shrink`` (a fraction) of the VRPs served is held back until the file changes again
+    or :meth:`confirm` applies it."""
 
     def __init__(
         self,
@@ -377,19 +451,44 @@ class FileCache:
         source: FileSource,
         *,
         poll: float = 1.0,
+        settle: float = 0.5,
+        max_shrink: float = 0.5,
         on_reload: Callable[[str, str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if not 0.0 <= max_shrink <= 1.0:
+            raise ValueError(f"max_shrink {max_shrink} outside 0..1")
         self.cache = cache
         self.source = source
         self.poll = poll
+        self.settle = settle
+        self.max_shrink = max_shrink
         self.on_reload = on_reload
+        self.clock = clock
         self.last_error: str | None = None
+        #: a loaded set held back by the shrink guard (applied by :meth:`confirm`)
+        self.held: VRPSet | None = None
+        self._settling: tuple[tuple, float] | None = None  # (signature seen, since when)
         self._task: asyncio.Task | None = None
 
-    def reload(self, *, force: bool = False) -> bool:
-        """Load the file(s) if changed (or ``force``).  True when the served set changed."""
-        if not force and not self.source.changed():
+    def _settled(self) -> bool:
+        """The file changed and has stayed the same for ``settle`` seconds."""
+        sig = self.source.signature()
+        if sig == self.source._sig:
+            self._settling = None
             return False
+        now = self.clock()
+        if self._settling is None or self._settling[0] != sig:
+            self._settling = (sig, now)
+            return self.settle <= 0
+        return now - self._settling[1] >= self.settle
+
+    def reload(self, *, force: bool = False) -> bool:
+        """Load the file(s) if changed and settled (or ``force``).  True when the served set
+        changed."""
+        if not force and not self._settled():
+            return False
+        self._settling = None
         try:
             data = self.source.load()
         except VRPFileError as e:
@@ -397,6 +496,37 @@ class FileCache:
             self._report("error", f"{e}; still serving serial {self.cache.serial}")
             return False
         self.last_error = None
+        self.held = None
+        served = len(self.cache.vrps)
+        if self.cache.has_data and served:
+            removed = len(self.cache.vrps - data.vrps)
+            if removed > self.max_shrink * served:
+                self.held = data
+                self._report(
+                    "error",
+                    f"{self.source.vrps}: reload HELD BACK: it would withdraw {removed} of the "
+                    f"{served} VRPs served ({100.0 * removed / served:.0f} % > max-shrink "
+                    f"{100.0 * self.max_shrink:.0f} %); still serving serial {self.cache.serial}. "
+                    "Fix the file, or confirm this reload with SIGUSR2",
+                )
+                return False
+        return self._apply(data)
+
+    def confirm(self) -> bool:
+        """Apply the reload held back by the shrink guard (the operator's SIGUSR2)."""
+        data = self.held
+        if data is None:
+            self._report("info", f"{self.source.vrps}: no held-back reload to confirm")
+            return False
+        self.held = None
+        self._report(
+            "warning",
+            f"{self.source.vrps}: held-back reload confirmed by the operator "
+            f"({len(data.vrps)} VRPs)",
+        )
+        return self._apply(data)
+
+    def _apply(self, data: VRPSet) -> bool:
         first = not self.cache.has_data
         delta = self.cache.set_data(data.vrps, data.aspas, data.router_keys)
         if first:
@@ -420,7 +550,7 @@ class FileCache:
         if self.on_reload is not None:
             self.on_reload(level, msg)
         else:
-            (log.error if level == "error" else log.info)("%s", msg)
+            log.log(logging.getLevelName(level.upper()), "%s", msg)
 
     def start_watching(self) -> None:
         if self._task is None:
@@ -428,7 +558,8 @@ class FileCache:
 
     async def _watch(self) -> None:
         while True:
-            await asyncio.sleep(self.poll)
+            settling = self._settling is not None and self.settle > 0
+            await asyncio.sleep(min(self.poll, self.settle) if settling else self.poll)
             self.reload()
 
     async def stop(self) -> None:

@@ -21,6 +21,7 @@ wait for End of Data (bis §11.4), and StayRTR 0.5.1's draft-10 ASPA layout.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -36,6 +37,11 @@ EXPIRE_RANGE = (600, 172800)
 DEFAULT_REFRESH = 3600
 DEFAULT_RETRY = 600
 DEFAULT_EXPIRE = 7200
+#: records one transfer may carry before it is abandoned: about 10x the largest real table
+#: (production RPKI: ~600k VRPs); the pending records take 12-24 bytes each
+DEFAULT_MAX_RECORDS = 6_000_000
+#: Error Report / fatal error texts kept (the rest are only counted)
+DEFAULT_MAX_ERRORS = 16
 
 
 def serial_lt(a: int, b: int) -> bool:
@@ -173,6 +179,8 @@ class ClientSession:
         timers: Timers | None = None,
         keep_timers: bool = False,
         min_expire: int = EXPIRE_RANGE[0],
+        max_records: int = DEFAULT_MAX_RECORDS,
+        max_errors: int = DEFAULT_MAX_ERRORS,
     ) -> None:
         if not 0 <= min_version <= max_version <= 2:
             raise ValueError(
@@ -189,6 +197,8 @@ class ClientSession:
         self.clock = clock
         self.aspa_compat = aspa_compat
         self.transfer_timeout = transfer_timeout
+        #: a transfer with more records than this is abandoned (the table stays as it was)
+        self.max_records = max_records
         self.keep_timers = keep_timers
         self.timers = timers or Timers()
         # negotiated / held epoch
@@ -216,7 +226,9 @@ class ClientSession:
         self._closes_before_reply = 0
         self.updates = 0
         self.resets = 0
-        self.errors: list[str] = []
+        #: the last ``max_errors`` error texts; ``errors_total`` counts them all
+        self.errors: deque[str] = deque(maxlen=max(1, max_errors))
+        self.errors_total = 0
 
     # ---- driver API ---------------------------------------------------------------------------
 
@@ -387,7 +399,7 @@ class ClientSession:
             refresh_in=(self._refresh_at - now) if self._refresh_at else None,
             updates=self.updates,
             resets=self.resets,
-            errors=list(self.errors[-5:]),
+            errors=list(self.errors)[-5:],
         )
 
     # ---- internals ---------------------------------------------------------------------------
@@ -453,13 +465,34 @@ class ClientSession:
             self._send(P.ErrorReport(self.version, code, raw[:256], text))
             events.append(ErrorSent(code, text))
         msg = f"{self.source}: {P.error_name(code)}: {text}"
-        self.errors.append(msg)
+        self._note_error(msg)
         events.append(Log("error", msg))
         self._pending = None
         if flush:
             self._forget(events, f"fatal error: {P.error_name(code)}")
         self.state = State.CLOSED
         events.append(CloseConnection(msg, self.timers.retry))
+
+    def _note_error(self, msg: str) -> None:
+        self.errors_total += 1
+        self.errors.append(msg if len(msg) <= 1000 else msg[:1000] + " [...]")
+
+    def _too_many_records(self, events: list[Event]) -> bool:
+        """Abandon a transfer past ``max_records``: the table is left as it was."""
+        if self._pending is None or len(self._pending) <= self.max_records:
+            return False
+        n = len(self._pending)
+        msg = (
+            f"{self.source}: transfer abandoned: more than {self.max_records} records in one "
+            f"Cache Response ({n} pending; max_records); table unchanged"
+        )
+        self._note_error(msg)
+        events.append(Log("error", msg))
+        self._pending = None
+        self._transfer_deadline = None
+        self.state = State.CLOSED
+        events.append(CloseConnection(msg, self.timers.retry))
+        return True
 
     def _downgrade(self, new: int, reason: str, events: list[Event]) -> None:
         old = self.version
@@ -473,6 +506,8 @@ class ClientSession:
             while True:
                 if self.state is State.RECEIVING and self._pending is not None:
                     framer.take_prefixes(self.version, self._pending.vrps)
+                    if self._too_many_records(events):
+                        break
                 progressed = False
                 for raw in framer:
                     progressed = True
@@ -486,8 +521,15 @@ class ClientSession:
                 if not progressed or self._paused is not None or self.state is State.CLOSED:
                     break
         except P.PDUError as e:
-            # framing-level error (impossible length); the stream cannot be resynchronised
-            self._fatal(e.code, e.message, e.pdu, events)
+            # framing-level error (impossible length); the stream cannot be resynchronised.
+            # On an established session the version byte is judged first (8210bis §7; the
+            # order of OpenBGPD's rtr_parse_header): another version is Error 8, whatever the
+            # length; during negotiation an unknown version stays Error 4.
+            code, text = e.code, e.message
+            if self.state is not State.NEGOTIATING and e.pdu and e.pdu[0] != self.version:
+                code = P.ErrorCode.UNEXPECTED_PROTOCOL_VERSION
+                text = f"PDU in version {e.pdu[0]} on a version {self.version} session ({text})"
+            self._fatal(code, text, e.pdu, events)
 
     def _handle(self, raw: bytes, events: list[Event]) -> None:
         version, ptype = raw[0], raw[1]
@@ -597,6 +639,7 @@ class ClientSession:
                 self._pending.router_keys.append((pdu.announce, pdu.key))
             else:
                 self._add_aspa(pdu, events)
+            self._too_many_records(events)
             return
         if isinstance(pdu, P.CacheResponse):
             if st not in (State.NEGOTIATING, State.WAITING):
@@ -757,7 +800,7 @@ class ClientSession:
         msg = f"{self.source}: cache reports {P.error_name(code)} ({code})" + (
             f": {text}" if text else ""
         )
-        self.errors.append(msg)
+        self._note_error(msg)
         if code == P.ErrorCode.UNSUPPORTED_PROTOCOL_VERSION and negotiating:
             offered = err.version
             if offered < self.version and offered >= self.min_version:

@@ -25,7 +25,9 @@ import contextlib
 import functools
 import hmac
 import logging
+import os
 import ssl
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from ipaddress import ip_address
@@ -374,11 +376,23 @@ async def _connect_tls(opts, host, port, protocol_factory):
 class _ChannelTransport:
     """An asyncssh channel dressed as the asyncio transport the RTR code expects."""
 
-    def __init__(self, chan, conn, *, close_conn_after: float | None = None) -> None:
+    def __init__(
+        self, chan, conn, protocol: asyncio.Protocol, *, close_conn_after: float | None = None
+    ) -> None:
         self._chan = chan
         self._conn = conn
+        self._protocol = protocol
         self._close_conn_after = close_conn_after
         self._closing = False
+        self._paused = False
+        self._gather: list[bytes] | None = None
+
+    def deliver(self, data: bytes) -> None:
+        """Channel data for the protocol (from the asyncssh session object)."""
+        if self._gather is not None:
+            self._gather.append(data)
+        else:
+            self._protocol.data_received(data)
 
     def is_closing(self) -> bool:
         return self._closing or self._chan.is_closing()
@@ -407,10 +421,26 @@ class _ChannelTransport:
         self._conn.abort()
 
     def pause_reading(self) -> None:
+        self._paused = True
         self._chan.pause_reading()
 
     def resume_reading(self) -> None:
-        self._chan.resume_reading()
+        """Resume, handing everything asyncssh held back meanwhile over as ONE chunk.
+
+        asyncssh delivers what it buffered while paused packet by packet; a reader that pauses
+        after each small read (the client's read coalescing, against a cache that writes PDU by
+        PDU) would otherwise get one SSH packet per resume and stall the transfer."""
+        if not self._paused:
+            return
+        self._paused = False
+        self._gather = []
+        try:
+            self._chan.resume_reading()  # delivers synchronously into deliver()
+        finally:
+            data = b"".join(self._gather)
+            self._gather = None
+        if data and not self._closing:
+            self._protocol.data_received(data)
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         v = self._chan.get_extra_info(name)
@@ -438,9 +468,13 @@ def _ssh():
         def __init__(self, protocol: asyncio.Protocol) -> None:
             self.protocol = protocol
             self.conn = None
+            self.adapter: _ChannelTransport | None = None
 
         def data_received(self, data, datatype) -> None:
-            self.protocol.data_received(data)
+            if self.adapter is not None:
+                self.adapter.deliver(data)
+            else:
+                self.protocol.data_received(data)
 
         def eof_received(self) -> bool:
             return False  # close the channel
@@ -462,6 +496,7 @@ def _ssh():
             self.server = server
             self.chan = None
             self.protocol = None
+            self.adapter: _ChannelTransport | None = None
 
         def connection_made(self, chan) -> None:
             self.chan = chan
@@ -481,13 +516,14 @@ def _ssh():
 
         def session_started(self) -> None:
             self.protocol = self.listener.make_protocol(f"SSH as {self.server.username}")
-            self.protocol.connection_made(
-                _ChannelTransport(self.chan, self.server.conn, close_conn_after=5.0)
+            self.adapter = _ChannelTransport(
+                self.chan, self.server.conn, self.protocol, close_conn_after=5.0
             )
+            self.protocol.connection_made(self.adapter)
 
         def data_received(self, data, datatype) -> None:
-            if self.protocol is not None:
-                self.protocol.data_received(data)
+            if self.adapter is not None:
+                self.adapter.deliver(data)
 
         def eof_received(self) -> bool:
             return False
@@ -639,7 +675,8 @@ async def _connect_ssh(opts, host, port, protocol_factory):
         conn.close()
         raise
     session.conn = conn
-    transport = _ChannelTransport(chan, conn, close_conn_after=2.0)
+    transport = _ChannelTransport(chan, conn, proto, close_conn_after=2.0)
+    session.adapter = transport
     proto.connection_made(transport)  # type: ignore[arg-type]
     return transport
 
@@ -824,6 +861,51 @@ async def start_listener(
 # ---- command line -----------------------------------------------------------------------------
 
 
+#: where a password comes from when no --ssh-password(-file) is given
+CLIENT_PASSWORD_ENV = "ROV_ROUTER_SSH_PASSWORD"
+SERVER_PASSWORD_ENV = "ROV_ROUTER_CACHE_SSH_PASSWORD"
+
+
+def read_password_file(path: str | Path, what: str = "password file") -> str:
+    """The first line of ``path`` (without its line end); raises ValueError naming the file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(
+            f"cannot read the {what} {p}: {getattr(e, 'strerror', None) or e}"
+        ) from None
+    pw = text.splitlines()[0] if text.splitlines() else ""
+    if not pw:
+        raise ValueError(f"the {what} {p} is empty")
+    with contextlib.suppress(OSError):
+        if p.stat().st_mode & 0o077:
+            _warn(f"{p} can be read by other users (chmod 600 it)")
+    return pw
+
+
+def password_from_args(value: str | None, file: str | None, env: str, flag: str) -> str | None:
+    """A password from ``flag`` (warned about: ``ps`` shows it), ``flag``-file, or ``$env``."""
+    if value is not None and file is not None:
+        raise ValueError(f"{flag}: give the password or {flag}-file, not both")
+    if file is not None:
+        try:
+            return read_password_file(file)
+        except ValueError as e:
+            raise ValueError(f"{flag}-file: {e}") from None
+    if value is not None:
+        _warn(
+            f"{flag} on the command line is visible to every user of this machine (ps, "
+            f"/proc); use {flag}-file FILE or the environment variable {env} instead"
+        )
+        return value
+    return os.environ.get(env) or None
+
+
+def _warn(msg: str) -> None:
+    print(f"rov-router: warning: {msg}", file=sys.stderr, flush=True)
+
+
 def add_client_arguments(parser) -> None:
     """--transport and its options (for `rtr` and `validate --cache`)."""
     g = parser.add_argument_group("transport to the cache (RFC 8210 §9)")
@@ -841,7 +923,17 @@ def add_client_arguments(parser) -> None:
     )
     g.add_argument("--ssh-user", metavar="USER", help="SSH: user name")
     g.add_argument("--ssh-key", metavar="FILE", help="SSH: private key file")
-    g.add_argument("--ssh-password", metavar="PASSWORD", help="SSH: password")
+    g.add_argument(
+        "--ssh-password",
+        metavar="PASSWORD",
+        help="SSH: password (visible to every user in ps: prefer --ssh-password-file or "
+        f"${CLIENT_PASSWORD_ENV})",
+    )
+    g.add_argument(
+        "--ssh-password-file",
+        metavar="FILE",
+        help=f"SSH: read the password from FILE (first line); or set ${CLIENT_PASSWORD_ENV}",
+    )
     g.add_argument(
         "--known-hosts",
         metavar="FILE",
@@ -868,7 +960,9 @@ def client_options_from_args(args) -> TransportOptions:
         server_name=args.server_name,
         ssh_user=args.ssh_user,
         ssh_key=path(args.ssh_key),
-        ssh_password=args.ssh_password,
+        ssh_password=password_from_args(
+            args.ssh_password, args.ssh_password_file, CLIENT_PASSWORD_ENV, "--ssh-password"
+        ),
         known_hosts=path(args.known_hosts),
         ssh_insecure_accept_unknown_host_key=bool(args.ssh_insecure_accept_unknown_host_key),
     )
@@ -896,7 +990,17 @@ def add_server_arguments(parser) -> None:
     g.add_argument(
         "--ssh-user", metavar="USER", help="the only user accepted (with --ssh-password)"
     )
-    g.add_argument("--ssh-password", metavar="PASSWORD", help="password of --ssh-user")
+    g.add_argument(
+        "--ssh-password",
+        metavar="PASSWORD",
+        help="password of --ssh-user (visible to every user in ps: prefer --ssh-password-file "
+        f"or ${SERVER_PASSWORD_ENV})",
+    )
+    g.add_argument(
+        "--ssh-password-file",
+        metavar="FILE",
+        help=f"read the password of --ssh-user from FILE; or set ${SERVER_PASSWORD_ENV}",
+    )
 
 
 def server_options_from_args(args) -> tuple[TLSServerOptions | None, SSHServerOptions | None]:
@@ -930,11 +1034,19 @@ def server_options_from_args(args) -> tuple[TLSServerOptions | None, SSHServerOp
             path(args.ssh_host_key),
             path(args.ssh_authorized_keys),
             args.ssh_user,
-            args.ssh_password,
+            password_from_args(
+                args.ssh_password, args.ssh_password_file, SERVER_PASSWORD_ENV, "--ssh-password"
+            ),
         )
         p = ssh.problem()
         if p:
             raise ValueError(f"--ssh-{p[0].replace('_', '-')}: {p[1]}")
-    elif args.ssh_host_key or args.ssh_authorized_keys or args.ssh_user or args.ssh_password:
+    elif (
+        args.ssh_host_key
+        or args.ssh_authorized_keys
+        or args.ssh_user
+        or args.ssh_password
+        or args.ssh_password_file
+    ):
         raise ValueError("the --ssh-* options of 'cache' need --ssh-listen HOST:PORT")
     return tls, ssh

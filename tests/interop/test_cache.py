@@ -424,3 +424,118 @@ def test_python_api_changes_data_and_stops_and_starts_serving():
     # reset; one delta to serial 2 (both changes were made before the router asked); after the
     # restart, a delta to serial 3 over the resumed session
     assert [(s.reset, s.serial) for s in syncs] == [(True, 0), (False, 2), (False, 3)]
+
+
+def test_truncated_file_is_refused_and_the_set_still_served(cache_proc, tmp_path):
+    """A producer that truncates before it writes (``json.dump`` into an opened file) leaves a
+    0-byte file for a while: the cache refuses it and keeps serving every VRP."""
+    f = tmp_path / "vrps.json"
+    mixed_file(f)
+    cache = cache_proc(f)
+    cache.wait_for(r"serving RTR")
+    with open(f, "w"):
+        pass  # truncated
+    ev = cache.wait_for(r"empty \(0 bytes\)")
+    assert ev["level"] == "error"
+    assert ev["message"] == f"{f}: empty (0 bytes); still serving serial 0"
+    r = run_cli("rtr", "--cache", f"127.0.0.1:{cache.port}", "--once", "--json", timeout=60)
+    (syn,) = [json.loads(x) for x in r.stdout.splitlines() if '"synced"' in x]
+    assert syn["vrps"] == 55 and syn["serial"] == 0
+
+
+def test_empty_file_at_start_is_an_error(tmp_path):
+    f = tmp_path / "vrps.csv"
+    f.write_text("\n \n")
+    r = run_cli("cache", "--vrps", str(f), "--listen", f"127.0.0.1:{free_port()}", timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.strip() == (
+        f"rov-router: error: nothing to serve: {f}: empty (3 bytes, all whitespace)"
+    )
+
+
+def test_big_shrink_is_held_until_sigusr2(cache_proc, tmp_path):
+    f = tmp_path / "vrps.json"
+    doc = mixed_file(f)
+    cache = cache_proc(f)
+    cache.wait_for(r"serving RTR")
+    doc["roas"] = doc["roas"][:5]
+    f.write_text(json.dumps(doc))
+    ev = cache.wait_for(r"HELD BACK")
+    assert ev["level"] == "error" and "still serving serial 0" in ev["message"]
+    r = run_cli("rtr", "--cache", f"127.0.0.1:{cache.port}", "--once", "--json", timeout=60)
+    (syn,) = [json.loads(x) for x in r.stdout.splitlines() if '"synced"' in x]
+    assert syn["vrps"] == 55 and syn["serial"] == 0
+    os.kill(cache.proc.pid, signal.SIGUSR2)
+    cache.wait_for(r"held-back reload confirmed")
+    cache.wait_for(r"serial 0 -> 1")
+    r = run_cli("rtr", "--cache", f"127.0.0.1:{cache.port}", "--once", "--json", timeout=60)
+    (syn,) = [json.loads(x) for x in r.stdout.splitlines() if '"synced"' in x]
+    assert syn["vrps"] == 5 and syn["serial"] == 1
+
+
+def test_routers_that_do_not_read_hold_bounded_memory_and_are_dropped():
+    """Three routers send ten Reset Queries each and never read (tiny receive buffers): the
+    cache keeps at most one response in flight per router, written from the shared encoded
+    body in small chunks, stops reading their queries, and drops them after the drain
+    timeout; a good router syncs the whole set meanwhile."""
+    big = {VRP((i << 8).to_bytes(4, "big"), 24, 24, 64496 + i % 100) for i in range(1, 60_000)}
+
+    async def run():
+        cache = CacheState()
+        cache.set_data(big)
+        server = RTRServer(cache, "127.0.0.1", 0, stall_timeout=1.5)
+        await server.start()
+        port = server.port
+        loop = asyncio.get_running_loop()
+        response = len(cache.full_payload(1))
+        lazy = []
+        for _ in range(3):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(("127.0.0.1", port))
+            s.sendall(P.ResetQuery(1).encode() * 10)
+            lazy.append(s)
+        await asyncio.sleep(0.5)
+        # private bytes (the transport's copy) and queries answered; what is still queued
+        # are views of the one shared encoded body
+        held = [(c.transport.get_write_buffer_size(), c.session.queries) for c in server._conns]
+        shared = all(
+            all(
+                v.obj is cache.full_payload(1) for v in getattr(c, "_queue", ()) if len(v.obj) > 100
+            )
+            for c in server._conns
+        )
+
+        def good() -> int:
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                s.sendall(P.ResetQuery(1).encode())
+                f = P.Framer()
+                n = 0
+                s.settimeout(20)
+                while True:
+                    chunk = s.recv(1 << 20)
+                    assert chunk
+                    f.feed(chunk)
+                    for raw in f:
+                        if raw[1] == P.PDUType.IPV4_PREFIX:
+                            n += 1
+                        if raw[1] == P.PDUType.END_OF_DATA:
+                            return n
+
+        n = await loop.run_in_executor(None, good)
+        await asyncio.sleep(3.0)  # past the drain timeout
+        status = server.status()
+        for s in lazy:
+            s.close()
+        await server.close()
+        return response, held, shared, n, status
+
+    response, held, shared, n, status = asyncio.run(run())
+    assert len(held) == 3 and shared
+    # each holds at most two small chunks of its own, not copies of a 1.2 MB response
+    assert all(buffered <= 16 << 10 for buffered, _ in held), (response, held)
+    # a query is answered only once the previous answer has left (into the kernel's socket
+    # buffers); the rest wait unread
+    assert all(queries < 10 for _, queries in held), held
+    assert n == len(big)
+    assert status["routers"] == []  # the routers that do not read were dropped

@@ -393,3 +393,27 @@ def test_live_table_in_a_real_terminal(lab, tmp_path):
         assert "summary:" in screen
     finally:
         subprocess.run([tmux, "kill-session", "-t", sess], capture_output=True)
+
+
+def test_truncated_vrp_file_never_lets_the_invalid_hijack_through(lab):
+    """`: > vrps.json` while `run` serves it: the embedded cache refuses the empty file, keeps
+    the last good VRPs, and BIRD downstream keeps not carrying the invalid routes."""
+    lab = lab()
+    lab.start_upstream()
+    lab.announce_all()
+    good = {"192.0.2.0/24", "11.0.0.0/8", "2001:db8:abcd::/48", "2001:db9::/32"}
+    lab.wait_bird(good)
+    with open(lab.vrps, "w"):
+        pass  # what json.dump into an opened file leaves behind for a moment
+    deadline = time.monotonic() + 20
+    while not any("empty (0 bytes)" in e.get("message", "") for e in lab.events()):
+        assert time.monotonic() < deadline, lab.out.read_text()[-3000:]
+        time.sleep(0.1)
+    (ev,) = [e for e in lab.events() if "empty (0 bytes)" in e.get("message", "")]
+    assert ev["event"] == "cache" and ev["level"] == "error"
+    assert ev["message"] == f"{lab.vrps}: empty (0 bytes); still serving serial 0"
+    for _ in range(10):  # a few seconds: the hijack (198.51.100.0/24 from AS64499) stays out
+        assert lab.bird_routes() == good
+        time.sleep(0.3)
+    st = lab.state()
+    assert {r["prefix"]: r["state"] for r in st["routes"]}["198.51.100.0/24"] == "invalid"

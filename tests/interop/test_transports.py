@@ -526,3 +526,142 @@ def test_rtrclient_over_ssh_against_our_cache(our_cache, creds, tmp_path, auth):
     assert r.returncode == 0, (r.stdout[-1000:], r.stderr[-2000:])
     assert _rtrclient_table(out) == EXPECTED, r.stderr[-2000:]
     cache.wait_for(r"connected over SSH as rpki")
+
+
+# ---- real-size data over TLS and SSH -----------------------------------------------------------
+
+PREPDEV = "vrps/rpki-client_ripe-prepdev_20230504.json.xz"
+PREPDEV_VRPS = 424_223
+
+
+@pytest.fixture(scope="module")
+def prepdev_json(tmp_path_factory):
+    """The 424k RIPE prepdev export without its (past) 'expires' times, as StayRTR reads it."""
+    import lzma
+
+    from tests.conftest import need_shared
+
+    src = need_shared(PREPDEV)
+    with lzma.open(src) as f:
+        doc = json.loads(f.read())
+    for r in doc["roas"]:
+        r.pop("expires", None)
+    doc.pop("provider_authorizations", None)  # StayRTR 0.5.1's draft-10 ASPA: not the point here
+    path = tmp_path_factory.mktemp("prepdev") / "prepdev.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@pytest.fixture(scope="module")
+def stayrtr_big(creds, prepdev_json, tmp_path_factory):
+    """StayRTR serving the 424k set over TLS and SSH (public key)."""
+    exe = need_tool("stayrtr")
+    d = tmp_path_factory.mktemp("stayrtr-big")
+    tcp, tls, ssh = free_port(), free_port(), free_port()
+    cmd = [
+        exe,
+        "-bind",
+        f"127.0.0.1:{tcp}",
+        "-cache",
+        str(prepdev_json),
+        "-checktime=false",
+        "-refresh",
+        "86400",
+        "-metrics.addr",
+        "",
+        "-protocol",
+        "1",
+        "-tls.bind",
+        f"127.0.0.1:{tls}",
+        "-tls.cert",
+        str(creds["server.crt"]),
+        "-tls.key",
+        str(creds["server.key"]),
+        "-ssh.bind",
+        f"127.0.0.1:{ssh}",
+        "-ssh.key",
+        str(creds["ssh_host"]),
+        "-ssh.method.key=true",
+        "-ssh.auth.key.file",
+        str(creds["ssh_authorized_keys"]),
+    ]
+    peer = Peer(cmd, [tcp, tls, ssh], d / "stayrtr.log", "stayrtr")
+    try:
+        deadline = time.monotonic() + 60
+        while b"New update" not in peer.log.read_bytes():
+            assert time.monotonic() < deadline, peer.text()[-2000:]
+            time.sleep(0.1)
+        yield {
+            "tls": tls,
+            "ssh": ssh,
+            "known_hosts": known_hosts(d / "known_hosts", ssh, creds["ssh_host.pub"]),
+        }
+    finally:
+        peer.stop()
+
+
+def count_sync(port: int, opts: TransportOptions, timeout: float) -> int:
+    async def run():
+        store = VRPStore()
+        client = RTRClient("127.0.0.1", port, store, transport=opts, max_backoff=0.5, max_version=1)
+        task = asyncio.ensure_future(client.run())
+        try:
+            await client.wait_synced(timeout)
+        except TimeoutError:
+            raise AssertionError(
+                f"no complete sync within {timeout} s ({client.last_error}); "
+                f"{len(client.session._pending or ())} records pending"
+            ) from None
+        finally:
+            client.stop()
+            await task
+        return store.counts()["vrps"]
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize("transport", ["ssh", "tls"])
+def test_full_424k_set_from_stayrtr_over_ssh_and_tls(stayrtr_big, creds, transport):
+    """StayRTR writes PDU by PDU: over SSH every PDU is its own channel packet; the client's
+    read coalescing must not wake up once per packet (it stalled after ~6,000 records)."""
+    opts = ssh_opts(creds, stayrtr_big["known_hosts"]) if transport == "ssh" else tls_opts(creds)
+    assert count_sync(stayrtr_big[transport], opts, timeout=90) == PREPDEV_VRPS
+
+
+@pytest.mark.parametrize("transport", ["ssh", "tls"])
+def test_full_424k_set_from_our_cache_over_ssh_and_tls(our_cache, creds, prepdev_json, transport):
+    c = our_cache("--vrps", str(prepdev_json))
+    c.wait_for(r"serving RTR over SSH", timeout=60)
+    opts = ssh_opts(creds, c.known_hosts) if transport == "ssh" else tls_opts(creds)
+    assert count_sync(getattr(c, transport), opts, timeout=60) == PREPDEV_VRPS
+
+
+def test_ssh_password_login_with_secrets_from_a_file_and_the_environment(creds, tmp_path):
+    """The cache takes its listener password from a file, the client from the environment; no
+    password on either command line."""
+    pw = tmp_path / "pw"
+    pw.write_text(creds["password"] + "\n")
+    pw.chmod(0o600)
+    tcp, ssh = free_port(), free_port()
+    kh = known_hosts(tmp_path / "kh", ssh, creds["ssh_host.pub"])
+    cache = Peer(
+        [sys.executable, "-m", "rov_router.cli", "cache", "--vrps", str(SMALL), "--listen",
+         f"127.0.0.1:{tcp}", "--session-file", str(tmp_path / "s"), "--ssh-listen",
+         f"127.0.0.1:{ssh}", "--ssh-host-key", str(creds["ssh_host"]), "--ssh-user", "rpki",
+         "--ssh-password-file", str(pw)],
+        [tcp, ssh], tmp_path / "cache.log", "cache",
+    )  # fmt: skip
+    try:
+        r = subprocess.run(
+            [sys.executable, "-m", "rov_router.cli", "rtr", "--cache", f"127.0.0.1:{ssh}",
+             "--transport", "ssh", "--ssh-user", "rpki", "--known-hosts", str(kh), "--once",
+             "--json", "--timeout", "30"],
+            capture_output=True, text=True, timeout=60,
+            env={**os.environ, "ROV_ROUTER_SSH_PASSWORD": creds["password"]},
+        )  # fmt: skip
+    finally:
+        cache.stop()
+    assert r.returncode == 0, r.stderr
+    (syn,) = [json.loads(x) for x in r.stdout.splitlines() if '"synced"' in x]
+    assert syn["vrps"] == len(EXPECTED)
+    assert "warning" not in r.stderr and "warning" not in cache.text()

@@ -358,3 +358,18 @@ def test_aspa_replace_and_withdraw_reach_the_client_at_v2_only():
             (True, ASPARecord(64500, (64502, 64503))),
             (False, ASPARecord(64510, ())),
         ]
+
+
+@pytest.mark.parametrize(
+    "header",
+    [b"\x05\x02\x00\x00\x00\x00\x00\x03", b"\x02\x02\x00\x00\x00\x02\x00\x00"],
+)
+def test_router_pdu_of_another_version_with_impossible_length_is_error_8(header):
+    cache = CacheState()
+    cache.set_data(set())
+    s = ServerSession(cache)
+    s.receive_data(P.ResetQuery(1).encode())
+    s.data_to_send()
+    s.receive_data(header)
+    (err,) = pdus(b"".join(s.data_to_send()))
+    assert err.code == 8 and err.version == 1 and s.closed

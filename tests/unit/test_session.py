@@ -1262,3 +1262,77 @@ def test_serial_notify_compared_by_rfc1982(held, notified, queries):
     h = synced(serial=held)
     h.feed(SerialNotify(2, SID, notified))
     assert h.sent() == ([SerialQuery(2, SID, held)] if queries else [])
+
+
+# ---- memory bounds under a hostile cache ---------------------------------------------------------
+
+
+def test_error_reports_keep_only_the_last_few_texts_and_count_the_rest():
+    sess = ClientSession(SOURCE, max_version=1, clock=lambda: T0)
+    text = "x" * 5000
+    for i in range(2000):
+        sess.connection_made()
+        sess.data_to_send()
+        sess.receive_data(
+            ErrorReport(1, P.ErrorCode.NO_DATA_AVAILABLE, b"", f"{i} {text}").encode()
+        )
+        sess.connection_lost()
+    assert len(sess.errors) <= 16
+    assert sess.errors_total == 2000
+    assert sess.errors[-1].startswith(f"{SOURCE}: cache reports No Data Available (2): 1999 xxx")
+    assert all(len(e) <= 1010 for e in sess.errors)  # texts cut, not kept whole
+    assert sess.info().errors == list(sess.errors)[-5:]
+
+
+def test_endless_cache_response_is_abandoned_past_max_records_table_unchanged():
+    sess = ClientSession(SOURCE, max_version=1, clock=lambda: T0, max_records=1000)
+    store = VRPStore()
+    pump(sess, store, sess.connection_made())
+    sess.data_to_send()
+    good = CacheResponse(1, SID).encode() + PrefixPDU(1, True, A1).encode()
+    pump(sess, store, sess.receive_data(good + EndOfData(1, SID, 1, 3600, 600, 7200).encode()))
+    assert set(store.iter_vrps()) == {A1} and sess.state is State.ESTABLISHED
+    pump(sess, store, sess.receive_data(SerialNotify(1, SID, 2).encode()))
+    sess.data_to_send()
+    flood = b"".join(
+        P.encode_prefix(1, True, VRP((i << 8).to_bytes(4, "big"), 24, 24, 1)) for i in range(1, 400)
+    )
+    events: list = []
+    events += pump(sess, store, sess.receive_data(CacheResponse(1, SID).encode()))[0]
+    for _ in range(5):  # 1,995 records in chunks: past 1,000 the transfer is given up
+        evs, close = pump(sess, store, sess.receive_data(flood))
+        events += evs
+        if close is not None:
+            break
+    assert close is not None and "transfer abandoned" in close.reason
+    (err,) = [e for e in events if isinstance(e, Log) and e.level == "error"]
+    assert "more than 1000 records in one Cache Response" in err.message
+    assert "table unchanged" in err.message
+    assert set(store.iter_vrps()) == {A1}  # kept
+    assert not any(isinstance(e, FlushRequired) for e in events)
+    assert sess._pending is None and sess.state is State.CLOSED
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"\x05\x04\x00\x00\x00\x00\x00\x03",  # version 5, length 3: was Error 4
+        b"\x02\x04\x00\x00\x00\x00\x00\x03",  # version 2 on a v1 session, length 3: was Error 0
+        b"\x00\x03\x00\x01\x00\x01\x00\x00",  # version 0, length 65,536
+    ],
+)
+def test_other_version_with_impossible_length_on_an_established_session_is_error_8(header):
+    """8210bis §7: once the version is settled, a PDU of another version is Unexpected
+    Protocol Version (8), judged before its length (as OpenBGPD's rtr_parse_header does)."""
+    h = synced(version=1)
+    h.feed(header)
+    (err,) = error_reports(h.sent())
+    assert err.code == P.ErrorCode.UNEXPECTED_PROTOCOL_VERSION == 8 and err.version == 1
+    assert h.close is not None and h.vrps() == set()  # fatal: flushed
+
+
+def test_same_version_with_impossible_length_is_still_corrupt_data():
+    h = synced(version=1)
+    h.feed(b"\x01\x04\x00\x00\x00\x00\x00\x03")
+    (err,) = error_reports(h.sent())
+    assert err.code == 0

@@ -392,3 +392,78 @@ def test_client_ip_check():
     assert "192.0.2.1" in p
     assert "no subjectAltName iPAddress" in client_ip_problem(_peercert(("DNS", "r")), "1.2.3.4")
     assert client_ip_problem(None, "1.2.3.4") == "no client certificate"
+
+
+# ---- secrets off the command line -------------------------------------------------------------
+
+
+def _ssh_rtr(*extra: str):
+    return build_parser().parse_args(
+        ["rtr", "--cache", "h:22", "--transport", "ssh", "--ssh-user", "rpki", *extra]
+    )
+
+
+def test_ssh_password_from_a_file_or_the_environment(tmp_path, monkeypatch, capsys):
+    kh = tmp_path / "kh"
+    kh.write_text("")
+    pw = tmp_path / "pw"
+    pw.write_text("s3cret with spaces\n")
+    pw.chmod(0o600)
+    o = client_options_from_args(_ssh_rtr("--ssh-password-file", str(pw), "--known-hosts", str(kh)))
+    assert o.ssh_password == "s3cret with spaces"
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv("ROV_ROUTER_SSH_PASSWORD", "from-env")
+    o = client_options_from_args(_ssh_rtr("--known-hosts", str(kh)))
+    assert o.ssh_password == "from-env" and capsys.readouterr().err == ""
+    # the flag still works, with a warning that everyone can read it
+    o = client_options_from_args(_ssh_rtr("--ssh-password", "visible", "--known-hosts", str(kh)))
+    assert o.ssh_password == "visible"
+    err = capsys.readouterr().err
+    assert "--ssh-password on the command line is visible to every user" in err
+    assert "--ssh-password-file" in err and "ROV_ROUTER_SSH_PASSWORD" in err
+    with pytest.raises(ValueError, match="not both"):
+        client_options_from_args(_ssh_rtr("--ssh-password", "a", "--ssh-password-file", str(pw)))
+    with pytest.raises(ValueError, match=r"--ssh-password-file: cannot read the password file"):
+        client_options_from_args(_ssh_rtr("--ssh-password-file", str(tmp_path / "nope")))
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(ValueError, match="is empty"):
+        client_options_from_args(_ssh_rtr("--ssh-password-file", str(tmp_path / "empty")))
+
+
+def test_cache_listener_password_from_a_file_or_the_environment(tmp_path, monkeypatch, capsys):
+    hk = tmp_path / "hk"
+    hk.write_text("x")
+    pw = tmp_path / "pw"
+    pw.write_text("listener-secret\n")
+    pw.chmod(0o644)
+    base = ["cache", "--vrps", "v.json", "--ssh-listen", "127.0.0.1:2222"]
+    base += ["--ssh-host-key", str(hk), "--ssh-user", "rpki"]
+    _, ssh = server_options_from_args(
+        build_parser().parse_args([*base, "--ssh-password-file", str(pw)])
+    )
+    assert ssh.password == "listener-secret"
+    assert "can be read by other users" in capsys.readouterr().err
+    monkeypatch.setenv("ROV_ROUTER_CACHE_SSH_PASSWORD", "env-secret")
+    _, ssh = server_options_from_args(build_parser().parse_args(base))
+    assert ssh.password == "env-secret"
+
+
+def test_config_ssh_password_file(tmp_path):
+    (tmp_path / "kh").write_text("")
+    (tmp_path / "pw").write_text("cfg-secret\n")
+    cfg = load_config(
+        _cfg(
+            tmp_path,
+            'cache = "127.0.0.1:22"\ntransport = "ssh"\nssh_user = "rpki"\n'
+            'ssh_password_file = "pw"\nknown_hosts = "kh"\n',
+        )
+    )
+    assert cfg.rpki[0].ssh_password == "cfg-secret"
+    with pytest.raises(ConfigError, match=r"rpki\[0\].ssh_password_file: cannot read"):
+        load_config(
+            _cfg(
+                tmp_path,
+                'cache = "127.0.0.1:22"\ntransport = "ssh"\nssh_user = "rpki"\n'
+                'ssh_password_file = "missing"\nknown_hosts = "kh"\n',
+            )
+        )

@@ -103,10 +103,45 @@ def test_unreadable_and_garbage_files(tmp_path):
         load_vrp_file(tmp_path / "t.json.xz")
 
 
-def test_host_bits_masked_and_counted(tmp_path):
-    doc = {"roas": [{"prefix": "192.0.2.1/24", "maxLength": 24, "asn": 1}]}
-    s = load_vrp_file(write(tmp_path, "h.json", json.dumps(doc)))
-    assert s.masked == 1 and s.vrps == {VRP.parse("192.0.2.0/24", 24, 1)}
+def test_host_bits_refuse_the_file_naming_the_entry(tmp_path):
+    """As SLURM (RFC 8416) does: a prefix with host bits is an error, not silently masked (a
+    typo there is a different prefix than the author meant)."""
+    doc = {"roas": [{"prefix": "10.0.0.0/8", "maxLength": 8, "asn": 1}]}
+    doc["roas"].append({"prefix": "192.0.2.1/24", "maxLength": 24, "asn": 1})
+    p = write(tmp_path, "h.json", json.dumps(doc))
+    with pytest.raises(VRPFileError) as e:
+        load_vrp_file(p)
+    assert str(e.value) == (
+        f"{p}: roas[1]: prefix '192.0.2.1/24' has bits set beyond /24 (the network is 192.0.2.0/24)"
+    )
+    c = write(tmp_path, "h.csv", "prefix,maxLength,asn\n10.0.0.0/8,8,1\n2001:db8::1/32,48,2\n")
+    with pytest.raises(VRPFileError, match=r"line 3: prefix '2001:db8::1/32' has bits set"):
+        load_vrp_file(c)
+
+
+@pytest.mark.parametrize(
+    "doc,where,reason",
+    [
+        ({"roas": ["192.0.2.0/24"]}, "roas[0]", "expected an object (prefix, maxLength, asn), got the string '192.0.2.0/24'"),
+        ({"roas": [{"prefix": 24, "maxLength": 24, "asn": 1}]}, "roas[0]", 'prefix must be a string like "192.0.2.0/24", got the number 24'),
+        ({"roas": [{"prefix": "10.0.0.0/8", "maxLength": "x", "asn": 1}]}, "roas[0]", "maxLength must be a whole number, got the string 'x'"),
+        ({"roas": [{"prefix": "10.0.0.0/8", "maxLength": 8, "asn": [1]}]}, "roas[0]", 'bad ASN: expected a number or "AS64496", got a list'),
+        ({"roas": [{"prefix": "10.0.0.0/8", "maxLength": 8, "asn": 1, "expires": "soon"}]}, "roas[0]", "'expires' must be a Unix time (a number), got the string 'soon'"),
+        ({"roas": [], "aspas": ["AS1"]}, "aspas[0]", "expected an object (customer_asid, providers), got the string 'AS1'"),
+        ({"roas": [], "aspas": [{"customer_asid": 1, "providers": 2}]}, "aspas[0]", "'providers' must be a list of ASNs, got the number 2"),
+        ({"roas": [], "bgpsec_keys": [{"asn": 1, "ski": "zz", "pubkey": "AA=="}]}, "bgpsec_keys[0]", "'ski' must be 40 hexadecimal digits, got the string 'zz'"),
+        ({"roas": [], "bgpsec_keys": [{"asn": 1, "ski": "ab" * 20, "pubkey": "A"}]}, "bgpsec_keys[0]", "'pubkey' must be base64"),
+        ({"roas": [], "bgpsec_keys": ["x"]}, "bgpsec_keys[0]", "expected an object (asn, ski, pubkey), got the string 'x'"),
+    ],
+)  # fmt: skip
+def test_bad_shapes_say_what_was_expected_not_python_text(tmp_path, doc, where, reason):
+    p = write(tmp_path, "s.json", json.dumps(doc))
+    with pytest.raises(VRPFileError) as e:
+        load_vrp_file(p)
+    msg = str(e.value)
+    assert msg.startswith(f"{p}: {where}: {reason}"), msg
+    for leak in ("object has no attribute", "indices must be", "not subscriptable", "invalid literal", "fromhex", "padding", "NoneType"):  # fmt: skip
+        assert leak not in msg
 
 
 def test_export_round_trip(tmp_path):
