@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from . import __version__
+from .resources import shipped
 from .rpki.store import VRPStore
 from .rpki.validate import Verdict, validate_route
 from .rpki.vrp import VRPFileError, load_vrp_file, parse_asn, parse_prefix, vrps_to_json
@@ -29,7 +30,7 @@ from .rtr.transport import (
     server_options_from_args,
 )
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = shipped("examples")
 
 
 class CLIError(Exception):
@@ -777,7 +778,7 @@ def cmd_run(args) -> int:
 
 # ---- lab ---------------------------------------------------------------------------------------
 
-TOPOLOGIES = Path(__file__).resolve().parents[1] / "topologies"
+TOPOLOGIES = shipped("topologies")
 
 
 def _find_scenario(name: str) -> Path:
@@ -1147,8 +1148,7 @@ def cmd_demo(args) -> int:
     routes_file = EXAMPLES / "demo_routes.txt"
     if not vrps_file.exists() or not routes_file.exists():
         raise CLIError(
-            f"demo files not found in {EXAMPLES} (run from a checkout installed "
-            "with 'pip install -e .')"
+            f"demo files not found in {EXAMPLES} (a broken install? reinstall rov-router)"
         )
     vs = load_vrp_file(vrps_file, ignore_expires=True)
     store, info = asyncio.run(_demo_sync(vs))
