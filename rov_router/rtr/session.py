@@ -373,6 +373,11 @@ class ClientSession:
     def retry_delay(self) -> float:
         return float(self.timers.retry)
 
+    @property
+    def pending_records(self) -> int:
+        """Records received so far in the sync that is running (0 when none is)."""
+        return len(self._pending) if self._pending is not None else 0
+
     def info(self) -> SessionInfo:
         now = self.clock()
         return SessionInfo(
