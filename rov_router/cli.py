@@ -287,6 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="headless: check every expected outcome, exit 1 naming the first failure",
     )
     lb.add_argument("--speed", type=float, default=1.0, help="timeline speed factor (1)")
+    lb.add_argument(
+        "--step",
+        action="store_true",
+        help="presenter mode: each step waits for space / Enter instead of the timer",
+    )
     lb.add_argument("--json", action="store_true", help="JSON output (with --check)")
     lb.add_argument(
         "--timeout",
@@ -360,6 +365,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--check", action="store_true", help="headless, exit 1 on a failed outcome")
     d.add_argument("--speed", type=float, default=None, help="timeline speed (0.5 in a terminal)")
+    d.add_argument(
+        "--step",
+        action="store_true",
+        help="presenter mode: each step waits for space / Enter instead of the timer",
+    )
     d.add_argument("--json", action="store_true")
 
     from .analysis.command import add_parser as add_analyze_parser
@@ -820,6 +830,7 @@ def cmd_lab(args, default: str | None = None) -> int:
         display=display,
         speed=args.speed,
         hold_at_end=0.0 if check or display != "live" else 5.0,
+        step_mode=getattr(args, "step", False) and not check,
     )
 
     async def run_lab():

@@ -48,7 +48,10 @@ class LiveDisplay:
         self.prefix_filter = prefix_filter
         self.neighbor_filter = neighbor_filter
         self._live: Live | None = None
-        self.narration = ""
+        self.narration = ""  # the current step and its explanation
+        self.lesson = ""  # the scenario's title and lesson
+        self.results: deque[str] = deque(maxlen=8)
+        self._advance: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._term = None
         app.core.listeners.append(self._on_core)
@@ -71,6 +74,21 @@ class LiveDisplay:
     def narrate(self, text: str) -> None:
         """Lab narration shown above the tables (the current step and its explanation)."""
         self.narration = text.strip()
+        self.results.clear()
+
+    def result(self, text: str) -> None:
+        """What happened in the current step (an outcome checked)."""
+        self.results.append(text.strip())
+
+    async def wait_key(self) -> None:
+        """Presenter mode: until space or Enter is pressed (at once without a terminal)."""
+        if self._term is None:
+            return
+        self._advance = asyncio.Event()
+        try:
+            await self._advance.wait()
+        finally:
+            self._advance = None
 
     def event(self, obj: dict) -> None:
         if obj.get("event") in ("route", "route_state"):
@@ -82,7 +100,9 @@ class LiveDisplay:
     def _key(self) -> None:
         with contextlib.suppress(OSError):
             ch = sys.stdin.read(1)
-            if ch == "q":
+            if ch in " \n\r" and self._advance is not None:
+                self._advance.set()
+            elif ch == "q":
                 self.app._stop.set()
             elif ch in "avind":
                 self.state_filter = {
@@ -159,14 +179,8 @@ class LiveDisplay:
         budget = max(10, height - 1)
         small = height < 40
         parts: list = []
-        if self.narration:
-            cap = max(3, budget // 4)
-            lines = self.narration.splitlines()
-            if len(lines) > cap:  # keep the lesson and the step, then the latest results
-                lines = lines[: cap - 2] + lines[-2:]
-            parts.append(
-                Panel("\n".join(lines), title="lab", title_align="left", border_style="cyan")
-            )
+        if self.narration or self.lesson:
+            parts.append(self._lab_panel(width, cap=max(4, budget // 3)))
         parts += self._rpki_lines(width, titled=not small)
         parts += self._neighbor_lines(width, titled=not small)
         used = sum(self._height(p, width) for p in parts)
@@ -182,6 +196,43 @@ class LiveDisplay:
         parts += self._route_lines(width, rows)
         parts += events
         return Group(*parts)
+
+    def _lab_panel(self, width: int, cap: int) -> Panel:
+        """The lesson, the current step with its explanation, then the step's latest results,
+        in at most ``cap`` lines: results give way first, then the lesson is shortened."""
+        inner = max(20, width - 4)
+
+        def wrap(text: str, style: str = "") -> list[Text]:
+            out: list[Text] = []
+            for para in text.splitlines():
+                out += list(Text(para.strip(), style=style).wrap(self.console, inner))
+            return out
+
+        title, _, lesson = self.lesson.partition("\n")
+        head, _, explain = self.narration.partition("\n")
+        step = (wrap(head, "bold") + wrap(explain)) if self.narration else []
+        lesson_lines = wrap(" ".join(lesson.split()), "") if lesson else []
+        room = max(1, cap - len(step))
+        if len(lesson_lines) > room:
+            lesson_lines = lesson_lines[: max(1, room - 1)] if room > 1 else lesson_lines[:1]
+            last = lesson_lines[-1].copy()
+            last.rstrip()
+            last.truncate(inner - 2)
+            last.append(" …")
+            lesson_lines[-1] = last
+        lines = [*lesson_lines, *step]
+        results = [
+            Text(r, style="green" if "ok:" in r else ("red" if "FAILED" in r else "bold"))
+            for r in self.results
+        ]
+        left = cap - len(lines)
+        if left > 0 and results:
+            lines += results[-left:]
+        body = Text("\n").join(lines[:cap]) if lines else Text("")
+        label = title.strip("= ").strip() or "lab"
+        return Panel(
+            body, title=Text(label, style="bold cyan"), title_align="left", border_style="cyan"
+        )
 
     def _height(self, part, width: int) -> int:
         opts = self.console.options.update(width=width)
