@@ -312,7 +312,11 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--invalid", action="store_const", const="invalid", dest="state")
     st.add_argument("--not-found", action="store_const", const="not-found", dest="state")
     sh.add_argument("--neighbor", help="only routes from this neighbor")
-    sh.add_argument("--limit", type=int, default=1000, help="at most this many routes (1000)")
+    sh.add_argument("--asn", type=parse_asn, help="vrps: only VRPs of this AS")
+    sh.add_argument(
+        "--limit", type=int, default=1000, help="at most this many routes / VRPs (1000)"
+    )
+    sh.add_argument("--offset", type=int, default=0, help="vrps: skip this many (paging)")
     sh.add_argument("--socket", metavar="PATH", help="the router's control socket")
     sh.add_argument("--json", action="store_true")
 
@@ -878,10 +882,12 @@ def cmd_show(args) -> int:
 
     path = Path(args.socket) if args.socket else default_socket()
     req: dict = {"cmd": args.what}
-    if args.what in ("route", "vrps"):
-        if not args.prefix:
-            raise CLIError(f"show {args.what} needs a PREFIX")
+    if args.what == "route" and not args.prefix:
+        raise CLIError("show route needs a PREFIX")
+    if args.what in ("route", "vrps") and args.prefix:
         req["prefix"] = args.prefix
+    if args.what == "vrps":
+        req.update({"asn": args.asn, "limit": args.limit, "offset": args.offset})
     if args.what == "routes":
         req.update({"state": args.state, "neighbor": args.neighbor, "limit": args.limit})
     try:
@@ -890,6 +896,9 @@ def cmd_show(args) -> int:
         raise CLIError(
             f"no router answers on {path}: {e} (is 'rov-router run' running? --socket PATH)"
         ) from None
+    if "unknown_neighbor" in resp:  # a wrong --neighbor is an answer, not a usage error
+        print(f"rov-router show: {resp['error']}", file=sys.stderr)
+        return 1
     if "error" in resp:
         raise CLIError(resp["error"])
     if args.json:
@@ -910,13 +919,20 @@ def cmd_show(args) -> int:
                 line += f"  ({r['last_error']})"
             print(line)
     elif args.what == "neighbors":
+        now = time.time()
         for n in resp["neighbors"]:
+            since = ""
+            if n.get("since"):
+                stamp = time.strftime("%H:%M:%S", time.localtime(n["since"]))
+                since = f"since {stamp} ({_ago(now - n['since'])})"
+            print(f"{n['address']:<16} AS{n['asn']:<10} {n['role']:<11} {n['state']:<10} {since}")
             print(
-                f"{n['address']:<16} AS{n['asn']:<10} {n['role']:<11} {n['state']:<10} "
-                f"received {n['received']}  accepted {n['accepted']}  dropped {n['dropped']}  "
-                f"(valid {n['valid']}, invalid {n['invalid']}, not-found {n['not-found']})  "
-                f"advertised {n['advertised']}"
+                f"    received {n['received']}  accepted {n['accepted']}  dropped "
+                f"{n['dropped']}  (valid {n['valid']}, invalid {n['invalid']}, not-found "
+                f"{n['not-found']})  advertised {n['advertised']}"
             )
+            if n.get("last_error"):
+                print(f"    last error: {n['last_error']}")
     elif args.what in ("routes", "route"):
         for r in resp["routes"]:
             flag = "*" if r["best"] else (" " if r["accepted"] else "x")
@@ -930,6 +946,30 @@ def cmd_show(args) -> int:
             print(f"... {resp['matched']} routes matched, {len(resp['routes'])} shown (--limit)")
         if args.what == "route" and not resp["routes"]:
             print(f"no route for {args.prefix}")
+        if args.what == "routes" and not resp["routes"]:
+            what = " ".join(
+                x
+                for x in (
+                    args.state or "",
+                    "routes",
+                    f"from {args.neighbor}" if args.neighbor else "",
+                )
+                if x
+            )
+            print(f"no {what}")
+    elif "vrps" in resp:
+        for v in resp["vrps"]:
+            print(v["vrp"])
+        shown, total, first = len(resp["vrps"]), resp["matched"], resp["offset"]
+        of = f" of AS{args.asn}" if args.asn is not None else ""
+        if not total:
+            print(f"no VRPs{of}")
+        elif shown < total:
+            nxt = first + shown
+            print(
+                f"... VRPs {first + 1 if shown else first}-{nxt} of {total}{of}"
+                + (f" (next page: --offset {nxt})" if nxt < total else "")
+            )
     else:
         print(f"VRPs covering {resp['prefix']}:")
         for v in resp["covering"]:
@@ -938,6 +978,15 @@ def cmd_show(args) -> int:
         for v in resp["covered"]:
             print(f"  {v['vrp']}")
     return 0
+
+
+def _ago(seconds: float) -> str:
+    s = int(max(0, seconds))
+    if s < 120:
+        return f"{s} s ago"
+    if s < 7200:
+        return f"{s // 60} min ago"
+    return f"{s // 3600} h {s % 3600 // 60} min ago"
 
 
 # ---- replay an MRT file into a router ----------------------------------------------------------
