@@ -104,7 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--once", action="store_true", help="exit after the first End of Data")
     r.add_argument("--json", action="store_true", help="machine-readable output (JSON lines)")
     r.add_argument(
-        "--export", metavar="FILE", help="write the table as rpki-client JSON (after each update)"
+        "--export",
+        metavar="FILE",
+        help="write the table after each update: rpki-client JSON, or CSV when FILE ends "
+        "in .csv (ASN,IP Prefix,Max Length,Trust Anchor, as Routinator and rpki-client)",
     )
     r.add_argument(
         "--data-dir",
@@ -158,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --cache: use exactly this RTR version",
     )
     v.add_argument("--json", action="store_true", help="one JSON object per route")
+    v.add_argument(
+        "--aspa-compat",
+        choices=["draft10"],
+        help="with --cache: parse ASPA PDUs in the draft-8210bis-10 layout (StayRTR 0.5.1)",
+    )
     add_client_arguments(v)  # for --cache: --transport tls|ssh and its options
 
     c = sub.add_parser(
@@ -496,7 +504,8 @@ class _Reporter:
                     if self.json
                     else f"{ev.changes.source}: data flushed ({ev.changes.vrps_removed} VRPs removed)"
                 )
-        elif isinstance(ev, S.VersionChanged):
+        elif isinstance(ev, S.VersionChanged) and self.json:
+            # in text mode the session's warning (stderr) already says it, once
             self.out(
                 {
                     "event": "version",
@@ -505,8 +514,6 @@ class _Reporter:
                     "to": ev.new,
                     "reason": ev.reason,
                 }
-                if self.json
-                else f"{session.source}: RTR version {ev.old} -> {ev.new}: {ev.reason}"
             )
         elif isinstance(ev, S.ErrorReceived | S.ErrorSent):
             kind = "error_received" if isinstance(ev, S.ErrorReceived) else "error_sent"
@@ -554,14 +561,26 @@ class _Reporter:
 
     def _write_files(self) -> None:
         doc = None
-        if self.args.export or self.data_dir:
+        if (self.args.export and not self.args.export.endswith(".csv")) or self.data_dir:
             doc = json.dumps(
                 vrps_to_json(self.store.iter_vrps(), self.store.aspas(), self.store.router_keys())
             )
         if self.args.export:
-            _atomic_write(Path(self.args.export), doc)
+            path = Path(self.args.export)
+            _atomic_write(
+                path, vrps_to_csv(self.store.iter_vrps()) if path.suffix == ".csv" else doc
+            )
         if self.data_dir:
             _atomic_write(self.data_dir / "vrps.json", doc)
+
+
+def vrps_to_csv(vrps) -> str:
+    """The VRPs in the CSV that Routinator (``--format csv``) and rpki-client (``-c``) write.
+    The trust anchor is not carried over RTR, so that column is empty."""
+    rows = sorted(vrps, key=lambda v: (len(v.addr), v.addr, v.plen, v.maxlen, v.asn))
+    return "ASN,IP Prefix,Max Length,Trust Anchor\n" + "".join(
+        f"AS{v.asn},{v.prefix},{v.maxlen},\n" for v in rows
+    )
 
 
 def _atomic_write(path: Path, text: str | None) -> None:
@@ -658,11 +677,19 @@ def _cmd_replay(args) -> int:
     rep.out(
         summary
         if args.json
-        else f"replayed {res.connections} connection(s); queries "
-        f"{'match' if res.sent_mismatches == 0 else 'DIFFER FROM'} the recording; "
-        f"table: {store.counts()}"
+        else f"replayed {res.connections} connection(s); our queries "
+        f"{'match' if res.sent_mismatches == 0 else 'DIFFER FROM'} the recording; table: "
+        + _table_text(store)
     )
     return 0
+
+
+def _table_text(store: VRPStore) -> str:
+    c = store.counts()
+    return (
+        f"{c['vrps']:,} VRPs on {c['vrp_prefixes_v4']:,} IPv4 and {c['vrp_prefixes_v6']:,} IPv6 "
+        f"prefixes, {c['router_keys']:,} router keys, {c['aspas']:,} ASPA records"
+    )
 
 
 # ---- validate ----------------------------------------------------------------------------------
@@ -672,15 +699,17 @@ def _load_store(args) -> VRPStore:
     store = VRPStore()
     if args.vrps:
         vs = load_vrp_file(args.vrps, fmt=args.format, ignore_expires=args.ignore_expires)
+        aspa = f" (and {vs.expired_aspas} ASPA entries)" if vs.expired_aspas else ""
         if vs.expired and not vs.vrps:
             print(
-                f"rov-router: warning: {args.vrps}: all {vs.expired} VRPs have expired "
+                f"rov-router: warning: {args.vrps}: all {vs.expired:,} VRPs have expired{aspa} "
                 "('expires' in the past); use --ignore-expires for an old snapshot",
                 file=sys.stderr,
             )
-        elif vs.expired:
+        elif vs.expired or vs.expired_aspas:
             print(
-                f"rov-router: warning: {args.vrps}: {vs.expired} expired VRPs dropped",
+                f"rov-router: warning: {args.vrps}: expired entries dropped: {vs.expired:,} "
+                f"VRPs, {vs.expired_aspas:,} ASPA",
                 file=sys.stderr,
             )
         store.replace(args.vrps, vs.vrps, vs.aspas, vs.router_keys)
@@ -690,6 +719,8 @@ def _load_store(args) -> VRPStore:
         kw = {}
         if args.rtr_version is not None:
             kw = {"min_version": args.rtr_version, "max_version": args.rtr_version}
+        if args.aspa_compat:
+            kw["aspa_compat"] = args.aspa_compat
         try:
             kw["transport"] = client_options_from_args(args)
         except ValueError as e:
@@ -992,6 +1023,9 @@ def _ago(seconds: float) -> str:
 # ---- replay an MRT file into a router ----------------------------------------------------------
 
 
+BATCH = 100  # prefixes per ExaBGP command when replaying (exabgp.md: 100 is the sweet spot)
+
+
 def cmd_replay_mrt(args) -> int:
     import tempfile
 
@@ -1028,40 +1062,72 @@ def cmd_replay_mrt(args) -> int:
         ],
         work,
     ).start()
-    sent = 0
+    from .ui.progress import TaskProgress
+
+    total = sum(len(u.announced) + len(u.withdrawn) for u in updates)
+    sent = commands = 0
+    # prefixes sharing next hop and AS path go out as one ExaBGP command (at most BATCH
+    # prefixes), as the router itself announces downstream
+    pending: dict[tuple[str, str], list[str]] = {}
+    prog = TaskProgress("replay", total=total, unit="prefixes")
+
+    def send(cmd: str) -> None:
+        nonlocal commands
+        if sp.command(cmd) != "done":
+            raise CLIError(f"ExaBGP refused: {cmd[:200]}")
+        commands += 1
+
+    def flush(key: tuple[str, str] | None = None) -> None:
+        nonlocal sent
+        for k in [key] if key is not None else list(pending):
+            prefixes = pending.pop(k, [])
+            if prefixes:
+                send(f"announce attributes {k[1]} nlri {' '.join(prefixes)}")
+                sent += len(prefixes)
+                prog.update(sent)
+
     try:
         sp.wait_state(host, "up", 60)
         t0, start = updates[0].time, time.monotonic()
         for u in updates:
             if args.speed > 0:
+                flush()
                 time.sleep(max(0.0, start + (u.time - t0) / args.speed - time.monotonic()))
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(u.time))
             for prefix, seq, sets in u.announced:
                 path = list(seq) if seq and seq[0] == asn else [asn, *seq]
                 nh = f"::ffff:{args.local_address}" if ":" in prefix else args.local_address
-                cmd = (
-                    f"announce route {prefix} next-hop {nh} as-path "
-                    f"[ {' '.join(map(str, path))} ]"
-                    + (f" ( {' '.join(map(str, sets))} )" if sets else "")
+                attrs = f"next-hop {nh} as-path [ {' '.join(map(str, path))} ]" + (
+                    f" ( {' '.join(map(str, sets))} )" if sets else ""
                 )
-                if sp.command(cmd) != "done":
-                    raise CLIError(f"ExaBGP refused: {cmd}")
-                sent += 1
-                stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(u.time))
-                print(f"{stamp} announce {prefix} path {' '.join(map(str, path))}", flush=True)
-            for prefix in u.withdrawn:
-                sp.command(f"withdraw route {prefix}")
-                sent += 1
-                print(
-                    f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(u.time))} withdraw {prefix}",
-                    flush=True,
-                )
+                key = ("6" if ":" in prefix else "4", attrs)
+                pending.setdefault(key, []).append(prefix)
+                if len(pending[key]) >= BATCH:
+                    flush(key)
+                if args.verbose:
+                    print(f"{stamp} announce {prefix} path {' '.join(map(str, path))}", flush=True)
+            if u.withdrawn:
+                flush()  # an announcement still pending must not overtake its withdrawal
+                for prefix in u.withdrawn:
+                    send(f"withdraw route {prefix}")
+                    sent += 1
+                    if args.verbose:
+                        print(f"{stamp} withdraw {prefix}", flush=True)
+                prog.update(sent)
+        flush()
+        prog.close(final=True)
         time.sleep(args.hold)
     except TimeoutError as e:
         raise CLIError(str(e)) from None
     finally:
+        prog.close()
         sp.stop()
         shutil.rmtree(work, ignore_errors=True)
-    print(f"replayed {sent} announcements / withdrawals from {len(updates)} MRT updates as AS{asn}")
+    elapsed = max(1e-9, time.monotonic() - start)
+    print(
+        f"replayed {sent:,} announcements / withdrawals from {len(updates):,} MRT updates as "
+        f"AS{asn} in {commands:,} ExaBGP commands ({sent / elapsed:,.0f} prefixes/s)"
+    )
     return 0
 
 
