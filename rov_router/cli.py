@@ -719,7 +719,7 @@ def _load_store(args) -> VRPStore:
         kw = {}
         if args.rtr_version is not None:
             kw = {"min_version": args.rtr_version, "max_version": args.rtr_version}
-        if args.aspa_compat:
+        if getattr(args, "aspa_compat", None):  # analyze reuses this without the option
             kw["aspa_compat"] = args.aspa_compat
         try:
             kw["transport"] = client_options_from_args(args)
