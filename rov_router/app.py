@@ -792,6 +792,7 @@ class App:
                 "state": p.state,
                 "reason": p.reason,
                 "since": p.since,
+                "last_error": p.last_error,
                 "advertised": len(p.adj_out),
                 "rpki_hold": self.core.held,
                 **p.counts(),

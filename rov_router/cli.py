@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .resources import shipped
 from .rpki.store import VRPStore
 from .rpki.validate import Verdict, validate_route
 from .rpki.vrp import VRPFileError, load_vrp_file, parse_asn, parse_prefix, vrps_to_json
@@ -32,7 +33,7 @@ from .rtr.transport import (
     server_options_from_args,
 )
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = shipped("examples")
 
 
 class CLIError(Exception):
@@ -159,7 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--once", action="store_true", help="exit after the first End of Data")
     r.add_argument("--json", action="store_true", help="machine-readable output (JSON lines)")
     r.add_argument(
-        "--export", metavar="FILE", help="write the table as rpki-client JSON (after each update)"
+        "--export",
+        metavar="FILE",
+        help="write the table after each update: rpki-client JSON, or CSV when FILE ends "
+        "in .csv (ASN,IP Prefix,Max Length,Trust Anchor, as Routinator and rpki-client)",
     )
     r.add_argument(
         "--data-dir",
@@ -220,6 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=120.0,
         metavar="SECONDS",
         help="with --cache: give up (exit 1) when no sync completes in this time (120)",
+    )
+    v.add_argument(
+        "--aspa-compat",
+        choices=["draft10"],
+        help="with --cache: parse ASPA PDUs in the draft-8210bis-10 layout (StayRTR 0.5.1)",
     )
     add_client_arguments(v)  # for --cache: --transport tls|ssh and its options
 
@@ -375,6 +384,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="headless: check every expected outcome, exit 1 naming the first failure",
     )
     lb.add_argument("--speed", type=float, default=1.0, help="timeline speed factor (1)")
+    lb.add_argument(
+        "--step",
+        action="store_true",
+        help="presenter mode: each step waits for space / Enter instead of the timer",
+    )
     lb.add_argument("--json", action="store_true", help="JSON output (with --check)")
     lb.add_argument(
         "--timeout",
@@ -395,7 +409,11 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--invalid", action="store_const", const="invalid", dest="state")
     st.add_argument("--not-found", action="store_const", const="not-found", dest="state")
     sh.add_argument("--neighbor", help="only routes from this neighbor")
-    sh.add_argument("--limit", type=int, default=1000, help="at most this many routes (1000)")
+    sh.add_argument("--asn", type=parse_asn, help="vrps: only VRPs of this AS")
+    sh.add_argument(
+        "--limit", type=int, default=1000, help="at most this many routes / VRPs (1000)"
+    )
+    sh.add_argument("--offset", type=int, default=0, help="vrps: skip this many (paging)")
     sh.add_argument("--socket", metavar="PATH", help="the router's control socket")
     sh.add_argument("--json", action="store_true")
 
@@ -448,6 +466,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--check", action="store_true", help="headless, exit 1 on a failed outcome")
     d.add_argument("--speed", type=float, default=None, help="timeline speed (0.5 in a terminal)")
+    d.add_argument(
+        "--step",
+        action="store_true",
+        help="presenter mode: each step waits for space / Enter instead of the timer",
+    )
     d.add_argument("--json", action="store_true")
 
     from .analysis.command import add_parser as add_analyze_parser
@@ -589,7 +612,8 @@ class _Reporter:
                     if self.json
                     else f"{ev.changes.source}: data flushed ({ev.changes.vrps_removed} VRPs removed)"
                 )
-        elif isinstance(ev, S.VersionChanged):
+        elif isinstance(ev, S.VersionChanged) and self.json:
+            # in text mode the session's warning (stderr) already says it, once
             self.out(
                 {
                     "event": "version",
@@ -598,8 +622,6 @@ class _Reporter:
                     "to": ev.new,
                     "reason": ev.reason,
                 }
-                if self.json
-                else f"{session.source}: RTR version {ev.old} -> {ev.new}: {ev.reason}"
             )
         elif isinstance(ev, S.ErrorReceived | S.ErrorSent):
             kind = "error_received" if isinstance(ev, S.ErrorReceived) else "error_sent"
@@ -647,14 +669,26 @@ class _Reporter:
 
     def _write_files(self) -> None:
         doc = None
-        if self.args.export or self.data_dir:
+        if (self.args.export and not self.args.export.endswith(".csv")) or self.data_dir:
             doc = json.dumps(
                 vrps_to_json(self.store.iter_vrps(), self.store.aspas(), self.store.router_keys())
             )
         if self.args.export:
-            _atomic_write(Path(self.args.export), doc)
+            path = Path(self.args.export)
+            _atomic_write(
+                path, vrps_to_csv(self.store.iter_vrps()) if path.suffix == ".csv" else doc
+            )
         if self.data_dir:
             _atomic_write(self.data_dir / "vrps.json", doc)
+
+
+def vrps_to_csv(vrps) -> str:
+    """The VRPs in the CSV that Routinator (``--format csv``) and rpki-client (``-c``) write.
+    The trust anchor is not carried over RTR, so that column is empty."""
+    rows = sorted(vrps, key=lambda v: (len(v.addr), v.addr, v.plen, v.maxlen, v.asn))
+    return "ASN,IP Prefix,Max Length,Trust Anchor\n" + "".join(
+        f"AS{v.asn},{v.prefix},{v.maxlen},\n" for v in rows
+    )
 
 
 def _atomic_write(path: Path, text: str | None) -> None:
@@ -808,11 +842,19 @@ def _cmd_replay(args) -> int:
     rep.out(
         summary
         if args.json
-        else f"replayed {res.connections} connection(s); queries "
-        f"{'match' if res.sent_mismatches == 0 else 'DIFFER FROM'} the recording; "
-        f"table: {store.counts()}"
+        else f"replayed {res.connections} connection(s); our queries "
+        f"{'match' if res.sent_mismatches == 0 else 'DIFFER FROM'} the recording; table: "
+        + _table_text(store)
     )
     return 0
+
+
+def _table_text(store: VRPStore) -> str:
+    c = store.counts()
+    return (
+        f"{c['vrps']:,} VRPs on {c['vrp_prefixes_v4']:,} IPv4 and {c['vrp_prefixes_v6']:,} IPv6 "
+        f"prefixes, {c['router_keys']:,} router keys, {c['aspas']:,} ASPA records"
+    )
 
 
 # ---- validate ----------------------------------------------------------------------------------
@@ -822,15 +864,17 @@ def _load_store(args) -> VRPStore:
     store = VRPStore()
     if args.vrps:
         vs = load_vrp_file(args.vrps, fmt=args.format, ignore_expires=args.ignore_expires)
+        aspa = f" (and {vs.expired_aspas} ASPA entries)" if vs.expired_aspas else ""
         if vs.expired and not vs.vrps:
             print(
-                f"rov-router: warning: {args.vrps}: all {vs.expired} VRPs have expired "
+                f"rov-router: warning: {args.vrps}: all {vs.expired:,} VRPs have expired{aspa} "
                 "('expires' in the past); use --ignore-expires for an old snapshot",
                 file=sys.stderr,
             )
-        elif vs.expired:
+        elif vs.expired or vs.expired_aspas:
             print(
-                f"rov-router: warning: {args.vrps}: {vs.expired} expired VRPs dropped",
+                f"rov-router: warning: {args.vrps}: expired entries dropped: {vs.expired:,} "
+                f"VRPs, {vs.expired_aspas:,} ASPA",
                 file=sys.stderr,
             )
         store.replace(args.vrps, vs.vrps, vs.aspas, vs.router_keys)
@@ -840,6 +884,8 @@ def _load_store(args) -> VRPStore:
         kw = {}
         if args.rtr_version is not None:
             kw = {"min_version": args.rtr_version, "max_version": args.rtr_version}
+        if getattr(args, "aspa_compat", None):  # analyze reuses this without the option
+            kw["aspa_compat"] = args.aspa_compat
         try:
             kw["transport"] = client_options_from_args(args)
         except ValueError as e:
@@ -949,7 +995,7 @@ def cmd_run(args) -> int:
 
 # ---- lab ---------------------------------------------------------------------------------------
 
-TOPOLOGIES = Path(__file__).resolve().parents[1] / "topologies"
+TOPOLOGIES = shipped("topologies")
 
 
 def _find_scenario(name: str) -> Path:
@@ -991,6 +1037,7 @@ def cmd_lab(args, default: str | None = None) -> int:
         display=display,
         speed=args.speed,
         hold_at_end=0.0 if check or display != "live" else 5.0,
+        step_mode=getattr(args, "step", False) and not check,
     )
 
     async def run_lab():
@@ -1047,10 +1094,12 @@ def cmd_show(args) -> int:
     except ControlSocketError as e:
         raise CLIError(str(e)) from None
     req: dict = {"cmd": args.what}
-    if args.what in ("route", "vrps"):
-        if not args.prefix:
-            raise CLIError(f"show {args.what} needs a PREFIX")
+    if args.what == "route" and not args.prefix:
+        raise CLIError("show route needs a PREFIX")
+    if args.what in ("route", "vrps") and args.prefix:
         req["prefix"] = args.prefix
+    if args.what == "vrps":
+        req.update({"asn": args.asn, "limit": args.limit, "offset": args.offset})
     if args.what == "routes":
         req.update({"state": args.state, "neighbor": args.neighbor, "limit": args.limit})
     try:
@@ -1061,6 +1110,9 @@ def cmd_show(args) -> int:
         raise CLIError(
             f"no router answers on {path}: {e} (is 'rov-router run' running? --socket PATH)"
         ) from None
+    if "unknown_neighbor" in resp:  # a wrong --neighbor is an answer, not a usage error
+        print(f"rov-router show: {resp['error']}", file=sys.stderr)
+        return 1
     if "error" in resp:
         raise CLIError(resp["error"])
     if args.json:
@@ -1081,13 +1133,20 @@ def cmd_show(args) -> int:
                 line += f"  ({r['last_error']})"
             print(line)
     elif args.what == "neighbors":
+        now = time.time()
         for n in resp["neighbors"]:
+            since = ""
+            if n.get("since"):
+                stamp = time.strftime("%H:%M:%S", time.localtime(n["since"]))
+                since = f"since {stamp} ({_ago(now - n['since'])})"
+            print(f"{n['address']:<16} AS{n['asn']:<10} {n['role']:<11} {n['state']:<10} {since}")
             print(
-                f"{n['address']:<16} AS{n['asn']:<10} {n['role']:<11} {n['state']:<10} "
-                f"received {n['received']}  accepted {n['accepted']}  dropped {n['dropped']}  "
-                f"(valid {n['valid']}, invalid {n['invalid']}, not-found {n['not-found']})  "
-                f"advertised {n['advertised']}"
+                f"    received {n['received']}  accepted {n['accepted']}  dropped "
+                f"{n['dropped']}  (valid {n['valid']}, invalid {n['invalid']}, not-found "
+                f"{n['not-found']})  advertised {n['advertised']}"
             )
+            if n.get("last_error"):
+                print(f"    last error: {n['last_error']}")
     elif args.what in ("routes", "route"):
         for r in resp["routes"]:
             flag = "*" if r["best"] else (" " if r["accepted"] else "x")
@@ -1101,6 +1160,30 @@ def cmd_show(args) -> int:
             print(f"... {resp['matched']} routes matched, {len(resp['routes'])} shown (--limit)")
         if args.what == "route" and not resp["routes"]:
             print(f"no route for {args.prefix}")
+        if args.what == "routes" and not resp["routes"]:
+            what = " ".join(
+                x
+                for x in (
+                    args.state or "",
+                    "routes",
+                    f"from {args.neighbor}" if args.neighbor else "",
+                )
+                if x
+            )
+            print(f"no {what}")
+    elif "vrps" in resp:
+        for v in resp["vrps"]:
+            print(v["vrp"])
+        shown, total, first = len(resp["vrps"]), resp["matched"], resp["offset"]
+        of = f" of AS{args.asn}" if args.asn is not None else ""
+        if not total:
+            print(f"no VRPs{of}")
+        elif shown < total:
+            nxt = first + shown
+            print(
+                f"... VRPs {first + 1 if shown else first}-{nxt} of {total}{of}"
+                + (f" (next page: --offset {nxt})" if nxt < total else "")
+            )
     else:
         print(f"VRPs covering {resp['prefix']}:")
         for v in resp["covering"]:
@@ -1111,7 +1194,19 @@ def cmd_show(args) -> int:
     return 0
 
 
+def _ago(seconds: float) -> str:
+    s = int(max(0, seconds))
+    if s < 120:
+        return f"{s} s ago"
+    if s < 7200:
+        return f"{s // 60} min ago"
+    return f"{s // 3600} h {s % 3600 // 60} min ago"
+
+
 # ---- replay an MRT file into a router ----------------------------------------------------------
+
+
+BATCH = 100  # prefixes per ExaBGP command when replaying (exabgp.md: 100 is the sweet spot)
 
 
 def cmd_replay_mrt(args) -> int:
@@ -1152,40 +1247,72 @@ def cmd_replay_mrt(args) -> int:
         ],
         work,
     ).start()
-    sent = 0
+    from .ui.progress import TaskProgress
+
+    total = sum(len(u.announced) + len(u.withdrawn) for u in updates)
+    sent = commands = 0
+    # prefixes sharing next hop and AS path go out as one ExaBGP command (at most BATCH
+    # prefixes), as the router itself announces downstream
+    pending: dict[tuple[str, str], list[str]] = {}
+    prog = TaskProgress("replay", total=total, unit="prefixes")
+
+    def send(cmd: str) -> None:
+        nonlocal commands
+        if sp.command(cmd) != "done":
+            raise CLIError(f"ExaBGP refused: {cmd[:200]}")
+        commands += 1
+
+    def flush(key: tuple[str, str] | None = None) -> None:
+        nonlocal sent
+        for k in [key] if key is not None else list(pending):
+            prefixes = pending.pop(k, [])
+            if prefixes:
+                send(f"announce attributes {k[1]} nlri {' '.join(prefixes)}")
+                sent += len(prefixes)
+                prog.update(sent)
+
     try:
         sp.wait_state(host, "up", 60)
         t0, start = updates[0].time, time.monotonic()
         for u in updates:
             if args.speed > 0:
+                flush()
                 time.sleep(max(0.0, start + (u.time - t0) / args.speed - time.monotonic()))
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(u.time))
             for prefix, seq, sets in u.announced:
                 path = list(seq) if seq and seq[0] == asn else [asn, *seq]
                 nh = f"::ffff:{args.local_address}" if ":" in prefix else args.local_address
-                cmd = (
-                    f"announce route {prefix} next-hop {nh} as-path "
-                    f"[ {' '.join(map(str, path))} ]"
-                    + (f" ( {' '.join(map(str, sets))} )" if sets else "")
+                attrs = f"next-hop {nh} as-path [ {' '.join(map(str, path))} ]" + (
+                    f" ( {' '.join(map(str, sets))} )" if sets else ""
                 )
-                if sp.command(cmd) != "done":
-                    raise CLIError(f"ExaBGP refused: {cmd}")
-                sent += 1
-                stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(u.time))
-                print(f"{stamp} announce {prefix} path {' '.join(map(str, path))}", flush=True)
-            for prefix in u.withdrawn:
-                sp.command(f"withdraw route {prefix}")
-                sent += 1
-                print(
-                    f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(u.time))} withdraw {prefix}",
-                    flush=True,
-                )
+                key = ("6" if ":" in prefix else "4", attrs)
+                pending.setdefault(key, []).append(prefix)
+                if len(pending[key]) >= BATCH:
+                    flush(key)
+                if args.verbose:
+                    print(f"{stamp} announce {prefix} path {' '.join(map(str, path))}", flush=True)
+            if u.withdrawn:
+                flush()  # an announcement still pending must not overtake its withdrawal
+                for prefix in u.withdrawn:
+                    send(f"withdraw route {prefix}")
+                    sent += 1
+                    if args.verbose:
+                        print(f"{stamp} withdraw {prefix}", flush=True)
+                prog.update(sent)
+        flush()
+        prog.close(final=True)
         time.sleep(args.hold)
     except TimeoutError as e:
         raise CLIError(str(e)) from None
     finally:
+        prog.close()
         sp.stop()
         shutil.rmtree(work, ignore_errors=True)
-    print(f"replayed {sent} announcements / withdrawals from {len(updates)} MRT updates as AS{asn}")
+    elapsed = max(1e-9, time.monotonic() - start)
+    print(
+        f"replayed {sent:,} announcements / withdrawals from {len(updates):,} MRT updates as "
+        f"AS{asn} in {commands:,} ExaBGP commands ({sent / elapsed:,.0f} prefixes/s)"
+    )
     return 0
 
 
@@ -1357,8 +1484,7 @@ def cmd_demo(args) -> int:
     routes_file = EXAMPLES / "demo_routes.txt"
     if not vrps_file.exists() or not routes_file.exists():
         raise CLIError(
-            f"demo files not found in {EXAMPLES} (run from a checkout installed "
-            "with 'pip install -e .')"
+            f"demo files not found in {EXAMPLES} (a broken install? reinstall rov-router)"
         )
     vs = load_vrp_file(vrps_file, ignore_expires=True)
     store, info = asyncio.run(_demo_sync(vs))

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from ipaddress import ip_address
 
 from .bgp import exabgp as X
+from .bgp.notify import describe, notification_text
 from .bgp.rib import RIB, PrefixEntry, Route, address_int, best_key
 from .config import NeighborConfig, RouterConfig
 from .policy import decide, decide_aspa
@@ -57,6 +58,7 @@ class Peer:
         self.state = "idle"
         self.reason = ""
         self.since: float | None = None
+        self.last_error = ""  # the last reason a session went down / NOTIFICATION, in words
         self.adj_in: dict[tuple[bytes, int], Route] = {}
         #: prefix -> attribute text as last announced to this neighbor
         self.adj_out: dict[str, str] = {}
@@ -289,11 +291,11 @@ class RouterCore:
             if p is not None:
                 p.eor.add(ev.family)
         elif isinstance(ev, X.Notification):
-            self._emit(
-                PeerEvent(
-                    self.clock(), ev.peer, "notification", f"NOTIFICATION {ev.code}/{ev.subcode}"
-                )
-            )
+            text = f"NOTIFICATION {notification_text(ev.code, ev.subcode)}"
+            p = self._peer(ev.peer)
+            if p is not None:
+                p.last_error = text
+            self._emit(PeerEvent(self.clock(), ev.peer, "notification", text))
 
     def _peer(self, address: str) -> Peer | None:
         p = self._peer_cache.get(address)
@@ -320,7 +322,10 @@ class RouterCore:
             return
         now = self.clock()
         old = p.state
-        p.state, p.reason, p.since = ev.state, ev.reason, now
+        reason = describe(ev.reason)
+        p.state, p.reason, p.since = ev.state, reason, now
+        if ev.state == "down" and reason:
+            p.last_error = reason
         if ev.state == "down" and old == "up":
             p.flaps += 1
             p.eor.clear()
@@ -329,7 +334,7 @@ class RouterCore:
             self._replay.add(p.address)  # adj-rib-out false: we re-send our table ourselves
         if ev.state == "up" or (ev.state == "down" and old == "up"):
             # not every 'connected' / 'down' of a neighbor we keep dialing (exabgp.md G8)
-            self._emit(PeerEvent(now, p.address, ev.state, ev.reason))
+            self._emit(PeerEvent(now, p.address, ev.state, reason))
 
     def _flush_peer(self, p: Peer) -> None:
         now = self.clock()

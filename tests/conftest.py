@@ -42,7 +42,10 @@ def need_tool(name: str) -> str:
         (str(p) for p in (Path("/usr/sbin") / name, Path("/usr/bin") / name) if p.exists()), None
     )
     if path is None:
-        msg = f"{name} is not installed (Debian: stayrtr / rtr-tools / bird2 / gobgpd)"
+        msg = (
+            f"{name} is not installed "
+            "(Debian: stayrtr / rtr-tools / bird2 / frr frr-rpki-rtrlib / gobgpd)"
+        )
         if IN_CI:
             pytest.fail(msg + " - required under CI=true")
         pytest.skip(msg)

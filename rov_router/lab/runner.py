@@ -15,7 +15,7 @@ import io
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,6 +67,8 @@ class Lab:
         check_timeout: float = 20.0,
         out: Callable[[str], None] | None = None,
         hold_at_end: float = 0.0,
+        step_mode: bool = False,
+        wait_key: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self.sc = scenario
         self.display = display
@@ -74,6 +76,10 @@ class Lab:
         self.check_timeout = check_timeout
         self.out = out or (lambda s: print(s, flush=True))
         self.hold_at_end = hold_at_end
+        # presenter mode: each step waits for a key press (the live table's space / Enter, or
+        # a line on stdin without a terminal) instead of running on the timer
+        self.step_mode = step_mode
+        self._wait_key = wait_key
         self.workdir = Path(tempfile.mkdtemp(prefix="rov-lab-"))
         self.cache = CacheState(
             refresh=scenario.refresh, retry=scenario.retry, expire=scenario.expire
@@ -88,18 +94,42 @@ class Lab:
     # ---- narration ---------------------------------------------------------------------------
 
     def say(self, text: str) -> None:
-        if self.app is not None and self.app.display is not None:
-            self.app.display.event({"message": text.strip().splitlines()[0]})
-            narrate = getattr(self.app.display, "narrate", None)
-            if narrate:
-                # the lesson or the current step, then what happened in it (last lines)
-                if text.startswith(("== ", "-- step")):
-                    self._narration = [text.strip()]
+        display = self.app.display if self.app is not None else None
+        if display is not None:
+            display.event({"message": text.strip().splitlines()[0]})
+            if hasattr(display, "narrate"):
+                # the live table keeps the lesson and the current step on screen, then what
+                # happened in the step
+                if text.startswith("== "):
+                    display.lesson = text.strip()
+                elif text.startswith("-- step"):
+                    display.narrate(text.strip())
                 else:
-                    self._narration = [*self._narration[:1], *self._narration[1:][-7:], text]
-                narrate("\n".join(self._narration))
+                    display.result(text.strip())
         elif self.display != "json":
             self.out(text)
+
+    async def _next_step_key(self, step: Step) -> None:
+        """Presenter mode: wait until the presenter asks for the next step."""
+        prompt = (
+            f"press space or Enter for step {step.index + 1}/{len(self.sc.steps)}: {step.title}"
+        )
+        display = self.app.display if self.app is not None else None
+        if display is not None and hasattr(display, "wait_key"):
+            if step.index == 0:
+                display.narrate(prompt)
+            else:  # under the last step's explanation and results
+                display.result(prompt)
+            await display.wait_key()
+            return
+        if self._wait_key is not None:
+            self.out(prompt)
+            await self._wait_key()
+            return
+        self.out(prompt + " (Enter)")
+        line = await asyncio.get_running_loop().run_in_executor(None, _read_line)
+        if not line:  # end of input: run the remaining steps on the timer
+            self.step_mode = False
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -175,6 +205,8 @@ class Lab:
                 "BGP sessions and RTR sync",
             )
             for step in sc.steps:
+                if self.step_mode:
+                    await self._next_step_key(step)
                 res = StepResult(step)
                 results.append(res)
                 self.say(
@@ -388,3 +420,12 @@ def _control_socket(workdir: Path) -> Path:
                 return p
             return workdir / "control.sock"
     return p
+
+
+def _read_line() -> str:
+    import sys
+
+    try:
+        return sys.stdin.readline()
+    except (OSError, ValueError):
+        return ""

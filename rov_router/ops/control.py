@@ -94,6 +94,22 @@ def _route_json(app: App, r) -> dict:
     }
 
 
+def _all_vrps(app: App, req: dict) -> dict:
+    """Every VRP held (the union of the sources), optionally of one ASN, one page at a time."""
+    asn = req.get("asn")
+    offset = max(0, int(req.get("offset", 0)))
+    limit = max(0, int(req.get("limit", 1000)))
+    page: list[dict] = []
+    total = 0
+    for v in app.store.iter_vrps():
+        if asn is not None and v.asn != asn:
+            continue
+        if offset <= total < offset + limit:
+            page.append({"vrp": str(v), "prefix": v.prefix, "maxLength": v.maxlen, "asn": v.asn})
+        total += 1
+    return {"vrps": page, "matched": total, "offset": offset, "asn": asn}
+
+
 def answer(app: App, req: dict) -> dict:
     cmd = req.get("cmd")
     if cmd == "rtr":
@@ -104,6 +120,11 @@ def answer(app: App, req: dict) -> dict:
         state = req.get("state")
         nb = req.get("neighbor")
         limit = int(req.get("limit", 10_000))
+        if nb and app.core._peer(nb) is None:
+            known = ", ".join(app.core.peers) or "none"
+            return {"error": f"no neighbor {nb} (neighbors: {known})", "unknown_neighbor": nb}
+        if nb:
+            nb = app.core._peer(nb).address
         out = []
         total = 0
         for r in app.core.routes():
@@ -115,12 +136,15 @@ def answer(app: App, req: dict) -> dict:
             if len(out) < limit:
                 out.append(_route_json(app, r))
         return {"routes": out, "matched": total, "truncated": total > len(out)}
+    if cmd == "vrps" and not req.get("prefix"):
+        return _all_vrps(app, req)
     if cmd in ("route", "vrps"):
         prefix = req.get("prefix", "")
         try:
             addr, plen = parse_prefix(prefix)
         except ValueError as e:
             return {"error": str(e)}
+        asn = req.get("asn")
         if cmd == "route":
             routes = [
                 _route_json(app, r) for r in app.core.routes() if r.addr == addr and r.plen == plen
@@ -135,10 +159,12 @@ def answer(app: App, req: dict) -> dict:
                 "sources": srcs,
             }
             for v, srcs in app.store.covering(addr, plen)
+            if asn is None or v.asn == asn
         ]
         covered = [
             {"vrp": str(v), "prefix": v.prefix, "maxLength": v.maxlen, "asn": v.asn}
             for v in app.store.covered(addr, plen)
+            if asn is None or v.asn == asn
         ]
         return {"prefix": prefix, "covering": covering, "covered": covered}
     return {"error": f"unknown command {cmd!r} (rtr, neighbors, routes, route, vrps)"}

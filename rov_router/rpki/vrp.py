@@ -204,7 +204,8 @@ class VRPSet:
     router_keys: set[RouterKey] = field(default_factory=set)
     entries: int = 0
     duplicates: int = 0
-    expired: int = 0
+    expired: int = 0  # VRP (ROA) entries whose 'expires' lies in the past
+    expired_aspas: int = 0  # ASPA entries likewise
     masked: int = 0
     format: str = ""
 
@@ -216,8 +217,8 @@ class VRPSet:
         )
         if self.duplicates:
             s += f"; {self.duplicates} duplicate entries merged"
-        if self.expired:
-            s += f"; {self.expired} expired entries dropped"
+        if self.expired or self.expired_aspas:
+            s += f"; expired entries dropped: {self.expired} VRPs, {self.expired_aspas} ASPA"
         if self.masked:
             s += f"; host bits masked in {self.masked} prefixes"
         return s
@@ -360,7 +361,7 @@ def _load_json_aspa(path: str, doc: dict, out: VRPSet, now: float, ignore_expire
             try:
                 _object(a, "customer_asid, providers")
                 if not ignore_expires and _expired(a, now):
-                    out.expired += 1
+                    out.expired_aspas += 1
                     continue
                 if "customer_asid" not in a and "customer" not in a:
                     raise KeyError("customer_asid")

@@ -385,6 +385,11 @@ class ClientSession:
     def retry_delay(self) -> float:
         return float(self.timers.retry)
 
+    @property
+    def pending_records(self) -> int:
+        """Records received so far in the sync that is running (0 when none is)."""
+        return len(self._pending) if self._pending is not None else 0
+
     def info(self) -> SessionInfo:
         now = self.clock()
         return SessionInfo(
@@ -610,10 +615,15 @@ class ClientSession:
                 e.code, e.message + "; min-version 2 forbids falling back to v1", raw, events
             )
             return
-        reason = (
-            "the cache sends ASPA PDUs in the old draft-8210bis-10 layout (flags, AFI and provider "
-            "count in the body, as StayRTR 0.5.1 does), which this client does not parse by default; "
-            "falling back to RTR v1 (no ASPA). Use --aspa-compat draft10 to parse that layout instead"
+        # one short line for the user (the downgrade warning); the details at -v
+        reason = "the cache sends draft-8210bis-10 ASPA PDUs (--aspa-compat draft10 reads them)"
+        events.append(
+            Log(
+                "info",
+                f"{self.source}: the ASPA PDUs carry flags, AFI and a provider count in the body "
+                "(the draft-8210bis-10 layout, as StayRTR 0.5.1 sends), which this client does "
+                "not parse by default; reconnecting at RTR v1, without ASPA",
+            )
         )
         self.max_version = min(self.max_version, 1)
         self._pending = None

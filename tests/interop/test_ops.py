@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import re
+import time
 import urllib.request
 
 import pytest
@@ -82,3 +84,43 @@ def test_show_commands_and_metrics(tmp_path):
 def test_show_without_a_router_says_so(tmp_path):
     r = run_cli("show", "rtr", "--socket", str(tmp_path / "none.sock"), timeout=30)
     assert r.returncode == 2 and "no router answers on" in r.stderr
+
+
+def test_show_text_since_last_error_all_vrps_and_unknown_neighbor(tmp_path):
+    sock = tmp_path / "ctl.sock"
+    lab = Lab(tmp_path, router=ROUTER + f'\n[control]\nsocket = "{sock}"\n')
+    try:
+        sp = lab.start_upstream()
+        lab.announce_all()
+        lab.wait_bird({"192.0.2.0/24", "11.0.0.0/8", "2001:db8:abcd::/48", "2001:db9::/32"})
+
+        def text(*args: str):
+            return run_cli("show", *args, "--socket", str(sock), timeout=30)
+
+        nb = text("neighbors").stdout
+        assert re.search(r"127\.0\.0\.2 .* up +since \d\d:\d\d:\d\d \(\d+ s ago\)", nb), nb
+        # every VRP, one page at a time, and one AS's
+        page = text("vrps", "--limit", "10").stdout.splitlines()
+        assert len(page) == 11 and page[-1] == "... VRPs 1-10 of 37 (next page: --offset 10)"
+        last = text("vrps", "--limit", "10", "--offset", "30").stdout.splitlines()
+        assert len(last) == 8 and last[-1] == "... VRPs 31-37 of 37"
+        assert not set(page[:10]) & set(last[:7])
+        mine = text("vrps", "--asn", "AS64500").stdout.splitlines()
+        assert mine and all(line.endswith(" AS64500") for line in mine), mine
+        # no match says so; an unknown neighbor is an error (exit 1)
+        none = text("routes", "--not-found", "--neighbor", "127.0.0.9")
+        assert none.returncode == 0 and none.stdout.strip() == "no not-found routes from 127.0.0.9"
+        bad = text("routes", "--neighbor", "127.0.0.99")
+        assert bad.returncode == 1
+        assert "no neighbor 127.0.0.99 (neighbors: 127.0.0.2, 127.0.0.9)" in bad.stderr
+        # the neighbor goes away: its state, since when, and the last error in words
+        sp.stop()
+        deadline = time.monotonic() + 30
+        while "last error:" not in (nb := text("neighbors").stdout):
+            assert time.monotonic() < deadline, nb
+            time.sleep(0.3)
+        (err,) = [x for x in nb.splitlines() if "last error:" in x]
+        assert "(" not in err or re.search(r"[A-Za-z] \(\d/\d+\)", err), err
+        assert not re.search(r"\(\d+,\d+\)", nb), nb
+    finally:
+        lab.stop()

@@ -4,6 +4,7 @@ router (here: the YouTube 2008 records of RouteViews peer AS3277)."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -43,6 +44,7 @@ def test_replay_mrt_into_a_running_router(tmp_path):
     try:
         mrt = REPO / "topologies" / "data" / "youtube-pakistan-2008-as3277.mrt.gz"
         r = run_cli(
+            "-v",
             "replay",
             str(mrt),
             "--router",
@@ -61,6 +63,9 @@ def test_replay_mrt_into_a_running_router(tmp_path):
             in r.stdout
         )
         assert "replayed 8 announcements / withdrawals from 5 MRT updates as AS3277" in r.stdout
+        # prefixes sharing the AS path went out together: fewer commands than prefixes
+        commands = int(re.search(r"in (\d+) ExaBGP commands", r.stdout)[1])
+        assert commands < 8, r.stdout
         # the last word per prefix came from YouTube itself; the ROA's maxLength 22 makes
         # even those invalid
         seen = {e["prefix"]: e for e in lab.events() if e.get("event") == "route"}

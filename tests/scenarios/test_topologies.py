@@ -117,11 +117,13 @@ def test_demo_in_a_real_terminal_shows_the_hijack_dropped_with_its_reason():
             screen = subprocess.run(
                 [tmux, "capture-pane", "-p", "-t", sess], capture_output=True, text=True
             ).stdout
-            rows = [x for x in screen.splitlines() if "192.0.2.0/24" in x and "AS64666" in x]
+            rows = [
+                x for x in screen.splitlines() if x.startswith("192.0.2.0/24") and "AS64666" in x
+            ]
             if "step 2/3" in screen and rows and "DROPPED" in rows[0]:
                 break
             time.sleep(0.2)
-        rows = [x for x in screen.splitlines() if "192.0.2.0/24" in x and "AS64666" in x]
+        rows = [x for x in screen.splitlines() if x.startswith("192.0.2.0/24") and "AS64666" in x]
         assert rows, screen
         assert "invalid" in rows[0] and "DROPPED" in rows[0]
         assert "origin AS64666 does not match" in rows[0]
