@@ -35,6 +35,7 @@ from .rtr import session as S
 from .rtr.cache import CacheState
 from .rtr.client import Applied, RTRClient, RTRManager
 from .rtr.server import FileCache, FileSource, RTRServer
+from .status import Status
 
 log = logging.getLogger("rov_router.app")
 
@@ -112,6 +113,8 @@ class App:
         self._reload_task: asyncio.Future | None = None
         self._reload_again = False
         self.core.listeners.append(self._on_core_event)
+        #: the read-only view every output can read (the web view does)
+        self.status = Status(self.core, self.store, self.sources, started=self.started)
 
     # ---- events ------------------------------------------------------------------------------
 
@@ -194,6 +197,7 @@ class App:
             n = self.core.on_vrp_changes(ev.changes)
             src.last_update = time.time()
             src.synced = True
+            self.status.feed.rpki_applied(src.name, ev.serial, ev.changes)
             self._schedule_flush()
             c = self.store.counts(src.name)
             self._print(
