@@ -115,6 +115,8 @@ class App:
         self.core.listeners.append(self._on_core_event)
         #: the read-only view every output can read (the web view does)
         self.status = Status(self.core, self.store, self.sources, started=self.started)
+        self.web_addr: tuple[str, int] | None = None  # --web: serve the web view here
+        self.web = None
 
     # ---- events ------------------------------------------------------------------------------
 
@@ -592,6 +594,14 @@ class App:
                 ),
             }
         )
+        if self.web_addr is not None:
+            from .web.server import WebServer
+
+            self.web = WebServer(self.status, *self.web_addr)
+            url = await self.web.start()
+            if self.web.warning:
+                self._print({"event": "warning", "message": f"warning: {self.web.warning}"})
+            self._print({"event": "web", "url": url, "message": f"web view: {url}"})
         if self.display is not None:
             self.display.start()
 
@@ -613,6 +623,9 @@ class App:
     async def shutdown(self) -> None:
         if self._hold_task is not None:
             self._hold_task.cancel()
+        if self.web is not None:
+            await self.web.close()
+            self.web = None
         if self.control is not None:
             await self.control.close()
             self.control = None

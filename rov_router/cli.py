@@ -44,6 +44,33 @@ def _hostport(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+WEB_DEFAULT = "127.0.0.1:0"
+
+
+def _add_web_arguments(parser: argparse.ArgumentParser, step: bool = False) -> None:
+    """--web [ADDR:PORT] (and --step for labs): the browser view, see docs/web.md."""
+    parser.add_argument(
+        "--web",
+        nargs="?",
+        const=WEB_DEFAULT,
+        type=_hostport_or_port,
+        metavar="ADDR:PORT",
+        help="serve the web view (default 127.0.0.1 on a free port; the URL is printed)",
+    )
+    if step:
+        parser.add_argument(
+            "--step",
+            action="store_true",
+            help="with --web: presenter mode, each step waits for Next in the page",
+        )
+
+
+def _hostport_or_port(text: str) -> tuple[str, int]:
+    if text.isdigit():
+        return "127.0.0.1", int(text)
+    return _hostport(text)
+
+
 def _version(text: str) -> int:
     if text not in ("0", "1", "2"):
         raise argparse.ArgumentTypeError("RTR version must be 0, 1 or 2")
@@ -272,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ADDRESS",
         help="live table: only routes from this neighbor",
     )
+    _add_web_arguments(rn)
 
     lb = sub.add_parser(
         "lab",
@@ -287,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lb.add_argument("--speed", type=float, default=1.0, help="timeline speed factor (1)")
     lb.add_argument("--json", action="store_true", help="JSON output (with --check)")
+    _add_web_arguments(lb, step=True)
     lb.add_argument(
         "--timeout",
         type=float,
@@ -360,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--check", action="store_true", help="headless, exit 1 on a failed outcome")
     d.add_argument("--speed", type=float, default=None, help="timeline speed (0.5 in a terminal)")
     d.add_argument("--json", action="store_true")
+    _add_web_arguments(d, step=True)
 
     from .analysis.command import add_parser as add_analyze_parser
 
@@ -769,6 +799,7 @@ def cmd_run(args) -> int:
         state_file=Path(args.state_file) if args.state_file else None,
         duration=args.duration,
     )
+    app.web_addr = args.web
     try:
         return asyncio.run(app.run())
     except RuntimeError as e:
@@ -809,6 +840,8 @@ def cmd_lab(args, default: str | None = None) -> int:
     except ScenarioError as e:
         raise CLIError(str(e)) from None
     check = getattr(args, "check", False)
+    if getattr(args, "step", False) and getattr(args, "web", None) is None:
+        raise CLIError("--step needs --web: the presenter controls are in the page")
     if check:
         display = "json" if args.json else "plain"
     else:
@@ -819,7 +852,10 @@ def cmd_lab(args, default: str | None = None) -> int:
         display=display,
         speed=args.speed,
         hold_at_end=0.0 if check or display != "live" else 5.0,
+        web=getattr(args, "web", None),
+        step=getattr(args, "step", False),
     )
+    lab.hold_web = not check
 
     async def run_lab():
         # a terminal closing (SIGHUP) or SIGTERM must still stop every ExaBGP we started

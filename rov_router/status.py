@@ -507,9 +507,15 @@ class Status:
         return out
 
     def observer_tables(self) -> dict[int, list[str]]:
-        if self.observers is None:
-            return {}
-        return self.observers()
+        """What each downstream observer holds: the lab reads its speakers; a running router
+        shows what it advertised to its downstream neighbors (at most 200 prefixes each)."""
+        if self.observers is not None:
+            return self.observers()
+        return {
+            p.config.asn: sorted(p.adj_out)[:200]
+            for p in self.core.peers.values()
+            if p.config.role == "downstream"
+        }
 
 
 def _latest(routes: Iterable[Route], n: int) -> list[Route]:

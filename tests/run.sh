@@ -6,8 +6,10 @@ cd "$(dirname "$0")/.."
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
-# real peers for the interop tests: StayRTR (cache), RTRlib rtrclient / rpki-rov, BIRD 2, GoBGP, tmux
+# real peers for the interop tests: StayRTR (cache), RTRlib rtrclient / rpki-rov, BIRD 2, GoBGP, tmux;
+# chromium + chromium-driver for the web view tests (Selenium, headless)
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends stayrtr rtr-tools bird2 gobgpd tmux >/dev/null
+$SUDO apt-get install -y -qq --no-install-recommends stayrtr rtr-tools bird2 gobgpd tmux \
+    chromium chromium-driver >/dev/null
 python3 -m pip install -q -e '.[test]'
 python3 -m pytest -q -ra --durations=10 "$@"
