@@ -39,8 +39,8 @@
     const spread = (list, fn) => list.forEach((n, i) => { pos[n.id] = fn(i, list.length); });
     spread(rows.top, (i, k) => [RX + (i - (k - 1) / 2) * 230, 60]);
     spread(rows.bottom, (i, k) => [RX + (i - (k - 1) / 2) * 230, H - 55]);
-    spread(rows.left, (i, k) => [85, RY + (i - (k - 1) / 2) * 150]);
-    spread(rows.right, (i, k) => [W - 85, RY + (i - (k - 1) / 2) * 150]);
+    spread(rows.left, (i, k) => [110, RY + (i - (k - 1) / 2) * 150]);
+    spread(rows.right, (i, k) => [W - 110, RY + (i - (k - 1) / 2) * 150]);
     spread(rows.cache, (i) => [80 + i * 120, 50]);
     return pos;
   }
@@ -83,7 +83,7 @@
       shown.forEach((r, i) => {
         const stopped = !r.accepted;
         const cls = "ann st-" + r.state + (r.aspa ? " aspa-" + r.aspa : "") + (stopped ? " stopped" : "");
-        const t = stopped ? 0.72 : 0.45;
+        const t = stopped ? 0.42 : 0.4;
         const g = pill(gAnn, x, y, t, i, shown.length, {
           prefix: r.prefix, neighbor: n.address, cls: cls, rectCls: "st-" + r.state,
           label: r.prefix + " " + asText(r.origin),
@@ -122,8 +122,9 @@
       } else {
         g.append(el("circle", { cx: x, cy: y, r: n.relation === "router" ? 34 : 26 }));
         g.append(el("text", { x: x, y: y + 4, class: "asn" }, n.asn ? "AS" + n.asn : n.name));
-        const label = n.relation === "router" ? "router under test" : n.name + " (" + n.relation + ")";
+        const label = n.relation === "router" ? "router under test" : n.name;
         g.append(el("text", { x: x, y: n.relation === "router" ? y + 50 : y + 42, class: "name" }, label));
+        if (n.relation !== "router") g.append(el("text", { x: x, y: y + 56, class: "name" }, "(" + n.relation + ")"));
       }
       gNodes.append(g);
     }
@@ -305,7 +306,12 @@
     }
   }
 
+  // render times, read by benchmarks/bench_web.py (bounded)
+  const renders = [];
+  window.rovRenders = renders;
+
   function render(d) {
+    const t0 = performance.now();
     doc = d;
     const c = d.status.counts;
     if (!d.lab) $("title").textContent = `rov-router AS${d.status.asn} (${d.status.router_id})`;
@@ -318,6 +324,8 @@
     if (d.seq !== lastSeqRoutes) { routesDirty = true; lastSeqRoutes = d.seq; }
     if (routesDirty && Date.now() - lastRoutesFetch > 1000) fetchRoutes();
     document.body.setAttribute("data-seq", String(d.seq));
+    renders.push({ t: Date.now(), seq: d.seq, server: d.status.time * 1000, routes: c.routes, ms: performance.now() - t0 });
+    if (renders.length > 5000) renders.splice(0, 1000);
   }
 
   function connect() {
