@@ -725,7 +725,7 @@ class App:
         ]
 
     def state(self) -> dict:
-        from .ops.control import _route_json
+        from .status import route_view
 
         now = time.time()
         return {
@@ -733,7 +733,7 @@ class App:
             "uptime": now - self.started,
             "rpki": self.state_rpki(),
             "neighbors": self.state_neighbors(),
-            "routes": [_route_json(self, r) for r in self.core.routes()],
+            "routes": [route_view(self.core, r).to_json() for r in self.core.routes()],
             "stats": vars(self.core.stats),
             "summary": self.summary(),
         }
