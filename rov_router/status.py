@@ -285,10 +285,12 @@ def rpki_status(sources: Iterable[SourceLike], store: VRPStore) -> tuple[RpkiSou
     return tuple(out)
 
 
-def neighbor_status(core: RouterCore) -> tuple[NeighborStatus, ...]:
+def neighbor_status(
+    core: RouterCore, per_peer: dict[str, dict[str, int]] | None = None
+) -> tuple[NeighborStatus, ...]:
     out = []
     for p in core.peers.values():
-        c = p.counts()
+        c = per_peer[p.address] if per_peer is not None else p.counts()
         out.append(
             NeighborStatus(
                 address=p.address,
@@ -312,22 +314,52 @@ def neighbor_status(core: RouterCore) -> tuple[NeighborStatus, ...]:
     return tuple(out)
 
 
-def route_counts(core: RouterCore) -> RouteCounts:
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """One pass over every route: the totals, per-neighbor counts and the Loc-RIB size (a full
+    table takes ~0.1 s, so readers cache it)."""
+
+    counts: RouteCounts
+    per_peer: dict[str, dict[str, int]]
+    loc_rib: int
+
+
+def tally(core: RouterCore) -> Tally:
     n = valid = invalid = dropped = aspa_bad = 0
+    per_peer = {}
     for p in core.peers.values():
+        pv = pi = pd = 0
         for r in p.adj_in.values():
-            n += 1
             s = r.state
             if s == "valid":
-                valid += 1
+                pv += 1
             elif s == "invalid":
-                invalid += 1
+                pi += 1
             if not r.accepted:
-                dropped += 1
+                pd += 1
             a = r.aspa
             if a is not None and a.state == "invalid":
                 aspa_bad += 1
-    return RouteCounts(n, valid, invalid, n - valid - invalid, dropped, aspa_bad)
+        k = len(p.adj_in)
+        per_peer[p.address] = {
+            "received": k,
+            "accepted": k - pd,
+            "dropped": pd,
+            "valid": pv,
+            "invalid": pi,
+            "not-found": k - pv - pi,
+        }
+        n += k
+        valid += pv
+        invalid += pi
+        dropped += pd
+    loc_rib = sum(1 for e in core.rib.entries() if e.best is not None)
+    counts = RouteCounts(n, valid, invalid, n - valid - invalid, dropped, aspa_bad)
+    return Tally(counts, per_peer, loc_rib)
+
+
+def route_counts(core: RouterCore) -> RouteCounts:
+    return tally(core).counts
 
 
 def route_view(core: RouterCore, r: Route, *, reason: str | None = None) -> RouteView:
@@ -415,18 +447,20 @@ class Status:
         #: observer ASN -> prefixes it holds (the lab reads its downstream speakers)
         self.observers: Callable[[], dict[int, list[str]]] | None = None
 
-    def snapshot(self, counts: RouteCounts | None = None) -> StatusView:
+    def snapshot(self, t: Tally | None = None) -> StatusView:
+        """The whole view; ``t`` a recent :func:`tally` to reuse (else one is made)."""
         now = self.clock()
         cfg = self.core.config
+        t = t or tally(self.core)
         return StatusView(
             time=now,
             uptime=now - self.started,
             asn=cfg.asn,
             router_id=cfg.router_id,
             rpki=rpki_status(self.sources, self.store),
-            neighbors=neighbor_status(self.core),
-            counts=counts if counts is not None else route_counts(self.core),
-            loc_rib=sum(1 for e in self.core.rib.entries() if e.best is not None),
+            neighbors=neighbor_status(self.core, t.per_peer),
+            counts=t.counts,
+            loc_rib=t.loc_rib,
             unparsed_lines=self.core.stats.unparsed,
             revalidations=self.core.stats.revalidations,
         )
@@ -477,17 +511,25 @@ class Status:
             )
         return nodes
 
-    def edge_routes(self, per_neighbor: int = 12) -> dict[str, dict]:
-        """Per neighbor: the latest routes it announced (at most ``per_neighbor``) and counts;
-        a full table is drawn as its counts."""
+    def edge_routes(
+        self, per_neighbor: int = 12, per_peer: dict[str, dict[str, int]] | None = None
+    ) -> dict[str, dict]:
+        """Per neighbor: its latest routes (at most ``per_neighbor``) and counts.  A neighbor
+        with a large table is drawn from the feed's recent events (no pass over its routes)."""
         out: dict[str, dict] = {}
+        recent_by_peer: dict[str, dict[str, Route]] | None = None
         for p in self.core.peers.values():
-            recent = (
-                sorted(p.adj_in.values(), key=lambda r: r.changed)[-per_neighbor:]
-                if len(p.adj_in) <= 5000
-                else _latest(p.adj_in.values(), per_neighbor)
-            )
-            c = p.counts() if len(p.adj_in) <= 5000 else None
+            if len(p.adj_in) <= 2000:
+                recent = sorted(p.adj_in.values(), key=lambda r: r.changed)[-per_neighbor:]
+            else:
+                if recent_by_peer is None:
+                    recent_by_peer = self._recent_routes()
+                live = recent_by_peer.get(p.address, {})
+                recent = [r for r in live.values() if p.adj_in.get(r.key) is r][-per_neighbor:]
+            if per_peer is not None:
+                c = per_peer.get(p.address)
+            else:
+                c = p.counts() if len(p.adj_in) <= 2000 else None
             out[p.address] = {
                 "received": len(p.adj_in),
                 "advertised": len(p.adj_out),
@@ -502,8 +544,19 @@ class Status:
                     }
                     for r in recent
                 ],
-                "exported": sorted(p.adj_out)[:per_neighbor],
+                "exported": sorted(p.adj_out)[:per_neighbor] if len(p.adj_out) <= 2000 else [],
             }
+        return out
+
+    def _recent_routes(self) -> dict[str, dict[str, Route]]:
+        """Routes named by the feed's recent route events, per neighbor, oldest first."""
+        out: dict[str, dict[str, Route]] = {}
+        for _n, _t, kind, data in self.feed.events:
+            if kind == "route":
+                r = data[1]
+                d = out.setdefault(r.peer.address, {})
+                d.pop(r.prefix, None)
+                d[r.prefix] = r
         return out
 
     def observer_tables(self) -> dict[int, list[str]]:
@@ -516,12 +569,6 @@ class Status:
             for p in self.core.peers.values()
             if p.config.role == "downstream"
         }
-
-
-def _latest(routes: Iterable[Route], n: int) -> list[Route]:
-    import heapq
-
-    return sorted(heapq.nlargest(n, routes, key=lambda r: r.changed), key=lambda r: r.changed)
 
 
 # ---- the change feed ----------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
-from ..status import RouteFilter, Status
+from ..status import RouteFilter, Status, Tally, tally
 
 log = logging.getLogger("rov_router.web")
 
@@ -84,7 +84,9 @@ class WebServer:
         self._doc: bytes = b""
         self._doc_seq = -1
         self._doc_time = 0.0
-        self._cost = 0.0
+        self._cost = 0.0  # seconds of the last tally
+        self._doc_cost = 0.0  # seconds of the last document without its tally
+        self._last_tally: Tally | None = None
         self._counts = None
         self._counts_seq = -1
         self._counts_time = 0.0
@@ -130,36 +132,42 @@ class WebServer:
 
     # ---- the shared document -------------------------------------------------------------------
 
-    def _route_counts(self):
-        """Route counts, recomputed at most every ``5 x cost`` (a full table costs ~0.1 s)."""
+    def _tally(self) -> Tally:
+        """Counts over every route, recomputed at most every ``5 x cost`` (a full table: ~0.1 s
+        a pass), so viewers never take more than a fifth of the router's loop."""
         st = self.status
         now = time.monotonic()
         if self._counts is None or (
             st.feed.seq != self._counts_seq and now - self._counts_time >= max(0.2, 5 * self._cost)
         ):
-            from ..status import route_counts
-
             t0 = time.perf_counter()
-            self._counts = route_counts(st.core)
+            self._counts = tally(st.core)
             self._cost = time.perf_counter() - t0
             self._counts_seq, self._counts_time = st.feed.seq, now
         return self._counts
 
     def document(self) -> bytes:
-        """The state document (JSON bytes), cached while nothing changed."""
+        """The state document (JSON bytes), shared by all viewers: rebuilt when the feed
+        moved, at most every ``max(interval / 2, 3 x its cost)``, else every 2 s."""
         st = self.status
         now = time.monotonic()
-        if self._doc and st.feed.seq == self._doc_seq and now - self._doc_time < 2.0:
+        if self._doc and (
+            (st.feed.seq == self._doc_seq and now - self._doc_time < 2.0)
+            or now - self._doc_time < max(self.interval / 2, 3 * self._doc_cost)
+        ):
             return self._doc
-        counts = self._route_counts()
-        snap = st.snapshot(counts)
+        t0 = time.perf_counter()
+        t = self._tally()
+        fresh = t is not self._last_tally
+        t1 = time.perf_counter()
+        snap = st.snapshot(t)
         recent = list(st.feed.since(st.feed.seq - 40))
         doc = {
             "seq": st.feed.seq,
             "route_events": st.feed.route_events,
             "status": snap.to_json(),
             "nodes": [_node(n) for n in st.nodes()],
-            "edges": st.edge_routes(),
+            "edges": st.edge_routes(per_peer=t.per_peer),
             "observers": {str(k): v for k, v in st.observer_tables().items()},
             "lab": st.lab.to_json() if st.lab is not None else None,
             "series": list(st.feed.series)[-300:],
@@ -169,12 +177,14 @@ class WebServer:
         }
         self._doc = orjson.dumps(doc)
         self._doc_seq, self._doc_time = st.feed.seq, now
+        self._doc_cost = time.perf_counter() - (t1 if fresh else t0)
+        self._last_tally = t
         return self._doc
 
     async def _sample_loop(self) -> None:
         while True:
             with contextlib.suppress(Exception):
-                self.status.feed.sample(self._route_counts())
+                self.status.feed.sample(self._tally().counts)
             await asyncio.sleep(max(1.0, 20 * self._cost))
 
     # ---- HTTP ----------------------------------------------------------------------------------

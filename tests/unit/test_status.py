@@ -103,3 +103,22 @@ def test_the_log_is_bounded(tmp_path):
     for i in range(20):
         c.feed_line(announce(f"10.{i}.0.0/16", [65001, 65005]))
     assert len(list(st.feed.since(0))) == 4 and st.feed.route_events >= 20
+
+
+def test_a_large_table_is_tallied_once_and_drawn_from_recent_events(tmp_path):
+    from rov_router.status import tally
+
+    st, c, _ = _status(tmp_path)
+    for i in range(2100):
+        c.feed_line(announce(f"10.{i // 256}.{i % 256}.0/24", [65001, 65005]))
+    c.feed_line(withdraw("10.8.51.0/24"))  # the last one announced: gone again
+    t = tally(c)
+    per = {p.address: p.counts() for p in c.peers.values()}
+    assert t.per_peer == per and t.counts.routes == sum(x["received"] for x in per.values())
+    assert t.loc_rib == len(c.loc_rib())
+    edge = st.edge_routes(per_neighbor=5, per_peer=t.per_peer)["127.0.0.2"]
+    assert edge["received"] == 2102 and edge["counts"] == per["127.0.0.2"]
+    # the latest routes still held, from the feed (no pass over 2,000 routes)
+    assert [r["prefix"] for r in edge["routes"]] == [f"10.8.{i}.0/24" for i in range(46, 51)]
+    snap = st.snapshot(t)
+    assert snap.counts == t.counts and snap.loc_rib == t.loc_rib
