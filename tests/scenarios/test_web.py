@@ -267,3 +267,65 @@ def test_presenter_controls_step_the_lab_and_the_server_is_read_only(browser, tm
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(req, timeout=10)
         assert e.value.code == 405
+
+
+def test_run_with_web_serves_the_running_routers_view(tmp_path):
+    """`rov-router run --web`: the page's state comes from the running router (its RPKI source
+    synced over RTR from the embedded cache, its neighbor listed)."""
+    import json
+    import urllib.request
+
+    from rov_router.procs import free_port
+
+    vrps = tmp_path / "v.json"
+    vrps.write_text(
+        json.dumps({"roas": [{"prefix": "192.0.2.0/24", "maxLength": 24, "asn": "AS64496"}]})
+    )
+    cfg = tmp_path / "r.toml"
+    cfg.write_text(
+        f"""[router]
+asn = 65000
+router_id = "127.0.0.1"
+listen = "127.0.0.1"
+port = {free_port()}
+
+[[neighbor]]
+address = "127.0.0.2"
+asn = 65001
+role = "downstream"
+passive = true
+
+[[rpki]]
+name = "file"
+vrps = "{vrps}"
+"""
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rov_router.cli", "run", "--config", str(cfg), "--plain",
+         "--web", "--control", str(tmp_path / "c.sock"), "--duration", "60"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        url = None
+        end = time.monotonic() + 60
+        assert proc.stdout is not None
+        while url is None and time.monotonic() < end:
+            line = proc.stdout.readline()
+            assert line, "rov-router run exited before printing the web view URL"
+            m = re.search(r"web view: (http://127\.0\.0\.1:\d+/)", line)
+            url = m.group(1) if m else None
+        assert url, "no web view URL"
+        doc: dict = {}
+        while time.monotonic() < end:
+            doc = json.loads(urllib.request.urlopen(url + "api/state", timeout=10).read())
+            if doc["status"]["rpki"][0]["vrps"] == 1:
+                break
+            time.sleep(0.3)
+        (src,) = doc["status"]["rpki"]
+        assert (src["name"], src["vrps"], src["state"]) == ("file", 1, "established")
+        assert [n["address"] for n in doc["status"]["neighbors"]] == ["127.0.0.2"]
+        assert {n["relation"] for n in doc["nodes"]} == {"router", "cache", "downstream"}
+        assert doc["lab"] is None and doc["presenter"] is False
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)

@@ -109,3 +109,12 @@ def test_assets_ship_in_the_package_and_the_web_reads_only_the_view():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_step_without_web_is_refused():
+    from tests.conftest import run_cli
+
+    r = run_cli("lab", "origin-hijack", "--step")
+    assert r.returncode == 2 and "--step needs --web" in r.stderr
+    r = run_cli("run", "--config", "x.toml", "--web", "nonsense")
+    assert r.returncode == 2 and "expected HOST:PORT" in r.stderr
