@@ -158,8 +158,10 @@ class Lab:
                 workdir=self.workdir,
                 out=io.StringIO() if self.display == "quiet" else None,
             )
+            await self._start_web()  # before the live display takes the terminal
             await self.app.start()
-            await self._start_web()
+            if self.web is not None and self.app.display is not None:
+                self.say(f"web view: {self.web.url}")  # also on the live display
             self.say(f"== {sc.title} ==\n{sc.lesson}".rstrip())
             for a in sc.ases:
                 self.speakers[a.asn] = Speaker(
