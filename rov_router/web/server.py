@@ -133,12 +133,12 @@ class WebServer:
     # ---- the shared document -------------------------------------------------------------------
 
     def _tally(self) -> Tally:
-        """Counts over every route, recomputed at most every ``5 x cost`` (a full table: ~0.1 s
-        a pass), so viewers never take more than a fifth of the router's loop."""
+        """Counts over every route, recomputed at most every ``8 x cost`` (a full table: ~0.1 s
+        a pass) and 0.5 s, so viewers take at most about a tenth of the router's loop."""
         st = self.status
         now = time.monotonic()
         if self._counts is None or (
-            st.feed.seq != self._counts_seq and now - self._counts_time >= max(0.2, 5 * self._cost)
+            st.feed.seq != self._counts_seq and now - self._counts_time >= max(0.5, 8 * self._cost)
         ):
             t0 = time.perf_counter()
             self._counts = tally(st.core)
