@@ -148,11 +148,11 @@ class WebServer:
 
     def document(self) -> bytes:
         """The state document (JSON bytes), shared by all viewers: rebuilt when the feed
-        moved, at most every ``max(interval / 2, 3 x its cost)``, else every 2 s."""
+        moved or its counts were stale, at most every ``max(interval / 2, 3 x its cost)``."""
         st = self.status
         now = time.monotonic()
         if self._doc and (
-            (st.feed.seq == self._doc_seq and now - self._doc_time < 2.0)
+            (st.feed.seq == self._doc_seq and self._counts_seq == st.feed.seq)
             or now - self._doc_time < max(self.interval / 2, 3 * self._doc_cost)
         ):
             return self._doc
@@ -300,17 +300,16 @@ class WebServer:
                 b"Cache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\n"
                 b"Connection: keep-alive\r\n\r\nretry: 1000\n\n"
             )
-            last_seq, last_sent = -1, 0.0
+            last_doc, last_sent = b"", 0.0
             while True:
-                seq = self.status.feed.seq
+                doc = self.document()
                 now = time.monotonic()
-                if seq != last_seq or now - last_sent > 5.0:
-                    doc = self.document()
+                if doc is not last_doc or now - last_sent > 5.0:
                     writer.write(b"event: state\ndata: " + doc + b"\n\n")
                     await asyncio.wait_for(writer.drain(), 10)
                     self.sent += 1
-                    last_seq, last_sent = seq, now
-                await asyncio.sleep(max(self.interval, self._cost))
+                    last_doc, last_sent = doc, now
+                await asyncio.sleep(self.interval)
         finally:
             self._streams.discard(task)
 
