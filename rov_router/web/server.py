@@ -229,6 +229,11 @@ class WebServer:
         q = {k: v[-1] for k, v in parse_qs(url.query).items()}
         path = url.path
         if method == "POST":
+            if headers.get("x-rov-router") != "presenter":
+                # a custom header: another site's page cannot send it without a CORS preflight,
+                # which this server never grants
+                await self._send(writer, 403, b"missing X-Rov-Router header\n", "text/plain")
+                return
             name = path.removeprefix("/api/lab/")
             if name == path or name not in self.controls:
                 await self._send(

@@ -259,7 +259,9 @@ def test_presenter_controls_step_the_lab_and_the_server_is_read_only(browser, tm
         assert console_errors(browser) == []
     with lab("origin-hijack") as p:
         url = p.wait_url()
-        req = urllib.request.Request(url + "api/lab/next", method="POST")
+        req = urllib.request.Request(
+            url + "api/lab/next", method="POST", headers={"X-Rov-Router": "presenter"}
+        )
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(req, timeout=10)
         assert e.value.code == 404  # no controls without --step

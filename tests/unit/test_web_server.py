@@ -13,9 +13,11 @@ from rov_router.web.server import WebServer, load_assets
 from tests.unit.test_status import _status
 
 
-async def _get(port: int, path: str, method: str = "GET", host: str = "127.0.0.1") -> tuple:
+async def _get(
+    port: int, path: str, method: str = "GET", host: str = "127.0.0.1", extra: str = ""
+) -> tuple:
     r, w = await asyncio.open_connection("127.0.0.1", port)
-    w.write(f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+    w.write(f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra}\r\n".encode())
     await w.drain()
     data = await asyncio.wait_for(r.read(), 10)
     w.close()
@@ -52,7 +54,8 @@ def test_endpoints_stream_and_read_only(tmp_path):
             code, _, body = await _get(web.port, "/api/route?prefix=nonsense")
             assert code == 400 and b"error" in body
             assert (await _get(web.port, "/api/state", "DELETE"))[0] == 405
-            assert (await _get(web.port, "/api/lab/next", "POST"))[0] == 404
+            hdr = "X-Rov-Router: presenter\r\n"
+            assert (await _get(web.port, "/api/lab/next", "POST", extra=hdr))[0] == 404
             assert (await _get(web.port, "/api/state", host="evil.example"))[0] == 403
             # the event stream: a state document at once, another when something changes
             r, w = await asyncio.open_connection("127.0.0.1", web.port)
@@ -88,8 +91,10 @@ def test_presenter_controls_only_when_given(tmp_path):
         web = WebServer(st, "127.0.0.1", 0, controls={"next": lambda: calls.append("next")})
         await web.start()
         try:
-            assert (await _get(web.port, "/api/lab/next", "POST"))[0] == 200
-            assert (await _get(web.port, "/api/lab/reboot", "POST"))[0] == 404
+            hdr = "X-Rov-Router: presenter\r\n"
+            assert (await _get(web.port, "/api/lab/next", "POST"))[0] == 403  # no header
+            assert (await _get(web.port, "/api/lab/next", "POST", extra=hdr))[0] == 200
+            assert (await _get(web.port, "/api/lab/reboot", "POST", extra=hdr))[0] == 404
         finally:
             await web.close()
 

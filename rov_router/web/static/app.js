@@ -335,7 +335,7 @@
     es.addEventListener("state", (ev) => render(JSON.parse(ev.data)));
   }
 
-  function post(name) { fetch("/api/lab/" + name, { method: "POST" }); }
+  function post(name) { fetch("/api/lab/" + name, { method: "POST", headers: { "X-Rov-Router": "presenter" } }); }
 
   document.addEventListener("DOMContentLoaded", () => {
     for (const id of ["f-state", "f-neighbor"]) $(id).addEventListener("change", fetchRoutes);
