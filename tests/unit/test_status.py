@@ -122,3 +122,30 @@ def test_a_large_table_is_tallied_once_and_drawn_from_recent_events(tmp_path):
     assert [r["prefix"] for r in edge["routes"]] == [f"10.8.{i}.0/24" for i in range(46, 51)]
     snap = st.snapshot(t)
     assert snap.counts == t.counts and snap.loc_rib == t.loc_rib
+
+
+def test_presenter_gate_next_pause_play():
+    import asyncio
+
+    from rov_router.lab.runner import PresenterGate
+
+    async def main():
+        g = PresenterGate(paused=True)
+        w = asyncio.ensure_future(g.wait())
+        await asyncio.sleep(0.05)
+        assert not w.done()  # paused: waits for Next
+        g.next()
+        await asyncio.wait_for(w, 1)
+        w = asyncio.ensure_future(g.wait())
+        await asyncio.sleep(0.05)
+        assert not w.done()  # one Next, one step
+        g.play()
+        await asyncio.wait_for(w, 1)
+        await asyncio.wait_for(g.wait(), 1)  # playing: no wait
+        g.pause()
+        w = asyncio.ensure_future(g.wait())
+        await asyncio.sleep(0.05)
+        assert not w.done()
+        w.cancel()
+
+    asyncio.run(main())
