@@ -152,6 +152,8 @@ def run(ctx: dict, rep_dir: Path, viewer: bool) -> dict:
         t_bird = time.time()
         bird.start()
         target = None
+        stable = False
+        next_birdc = 0.0
         t_up = t_done = None
         last_n, last_change = -1, time.monotonic()
         while True:
@@ -160,9 +162,13 @@ def run(ctx: dict, rep_dir: Path, viewer: bool) -> dict:
             n = st["status"]["counts"]["routes"]
             if t_up is None and any(x["state"] == "up" for x in st["status"]["neighbors"]):
                 t_up = now
-            if target is None:
-                target = bird.exported() or None
-            if target is not None and n >= target:
+            if time.monotonic() >= next_birdc:
+                # BIRD's exported count grows while it sends: done once it stopped growing and
+                # the router counted that many
+                exp = bird.exported() or None
+                stable = exp is not None and exp == target
+                target, next_birdc = exp, time.monotonic() + 2.0
+            if target is not None and stable and n >= target:
                 t_done = now
                 break
             if n != last_n:
