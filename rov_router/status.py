@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .router import HELD
 from .router import PeerEvent as _PeerEvent
 from .router import RouteEvent as _RouteEvent
 from .rpki.vrp import parse_prefix
@@ -88,6 +89,7 @@ class NeighborStatus:
     valid: int
     invalid: int
     not_found: int
+    held: int  # routes waiting for the first RPKI sync
     advertised: int
 
     def to_json(self) -> dict:
@@ -308,6 +310,7 @@ def neighbor_status(
                 valid=c["valid"],
                 invalid=c["invalid"],
                 not_found=c["not-found"],
+                held=c.get("held", 0),
                 advertised=len(p.adj_out),
             )
         )
@@ -328,7 +331,7 @@ def tally(core: RouterCore) -> Tally:
     n = valid = invalid = dropped = aspa_bad = 0
     per_peer = {}
     for p in core.peers.values():
-        pv = pi = pd = 0
+        pv = pi = pd = ph = 0
         for r in p.adj_in.values():
             s = r.state
             if s == "valid":
@@ -337,6 +340,8 @@ def tally(core: RouterCore) -> Tally:
                 pi += 1
             if not r.accepted:
                 pd += 1
+            if r.action == HELD:
+                ph += 1
             a = r.aspa
             if a is not None and a.state == "invalid":
                 aspa_bad += 1
@@ -348,6 +353,7 @@ def tally(core: RouterCore) -> Tally:
             "valid": pv,
             "invalid": pi,
             "not-found": k - pv - pi,
+            "held": ph,
         }
         n += k
         valid += pv
