@@ -38,7 +38,7 @@
     }
     const spread = (list, fn) => list.forEach((n, i) => { pos[n.id] = fn(i, list.length); });
     spread(rows.top, (i, k) => [RX + (i - (k - 1) / 2) * 230, 60]);
-    spread(rows.bottom, (i, k) => [RX + (i - (k - 1) / 2) * 230, H - 55]);
+    spread(rows.bottom, (i, k) => [RX + (i - (k - 1) / 2) * 230, H - 75]);
     spread(rows.left, (i, k) => [110, RY + (i - (k - 1) / 2) * 150]);
     spread(rows.right, (i, k) => [W - 110, RY + (i - (k - 1) / 2) * 150]);
     spread(rows.cache, (i) => [80 + i * 120, 50]);
@@ -99,7 +99,7 @@
           const dx = RX - x, dy = RY - y, len = Math.hypot(dx, dy) || 1;
           const px = -dy / len * 14, py = dx / len * 14;
           g.append(el("line", { x1: sx - px, y1: sy - py, x2: sx + px, y2: sy + py, class: "stop" }));
-          g.append(el("text", { x: sx + 10, y: sy - 10, class: "stop-x" }, "\u2715"));
+          g.append(el("text", { x: sx + px * 1.9 - 5, y: sy + py * 1.9 + 5, class: "stop-x" }, "\u2715"));
         }
       });
       const c = e.counts;
