@@ -133,12 +133,14 @@ class WebServer:
     # ---- the shared document -------------------------------------------------------------------
 
     def _tally(self) -> Tally:
-        """Counts over every route, recomputed at most every ``8 x cost`` (a full table: ~0.1 s
-        a pass) and 0.5 s, so viewers take at most about a tenth of the router's loop."""
+        """Counts over every route when the feed moved; a table that takes 5 ms or more to
+        count (a full table: ~0.1 s) at most every ``8 x cost`` and 0.5 s, so viewers take at
+        most about a tenth of the router's loop."""
         st = self.status
         now = time.monotonic()
         if self._counts is None or (
-            st.feed.seq != self._counts_seq and now - self._counts_time >= max(0.5, 8 * self._cost)
+            st.feed.seq != self._counts_seq
+            and (self._cost < 0.005 or now - self._counts_time >= max(0.5, 8 * self._cost))
         ):
             t0 = time.perf_counter()
             self._counts = tally(st.core)

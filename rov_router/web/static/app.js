@@ -95,8 +95,8 @@
         });
         if (stopped) {
           // a bar across the edge just before the router: it goes no further
-          const [sx, sy] = along(x, y, 0.86, 0);
           const dx = RX - x, dy = RY - y, len = Math.hypot(dx, dy) || 1;
+          const [sx, sy] = along(x, y, 1 - 46 / len, 0); // just outside the router's circle
           const px = -dy / len * 14, py = dx / len * 14;
           g.append(el("line", { x1: sx - px, y1: sy - py, x2: sx + px, y2: sy + py, class: "stop" }));
           g.append(el("text", { x: sx + px * 1.9 - 5, y: sy + py * 1.9 + 5, class: "stop-x" }, "\u2715"));
