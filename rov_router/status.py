@@ -186,7 +186,7 @@ class StatusView:
     rpki: tuple[RpkiSourceStatus, ...]
     neighbors: tuple[NeighborStatus, ...]
     counts: RouteCounts
-    loc_rib: int
+    loc_rib: int | None
     unparsed_lines: int
     revalidations: int
 
@@ -324,10 +324,10 @@ class Tally:
 
     counts: RouteCounts
     per_peer: dict[str, dict[str, int]]
-    loc_rib: int
+    loc_rib: int | None  # None: not counted (a walk over the whole RIB)
 
 
-def tally(core: RouterCore) -> Tally:
+def tally(core: RouterCore, *, loc_rib: bool = True) -> Tally:
     n = valid = invalid = dropped = aspa_bad = 0
     per_peer = {}
     for p in core.peers.values():
@@ -359,9 +359,9 @@ def tally(core: RouterCore) -> Tally:
         valid += pv
         invalid += pi
         dropped += pd
-    loc_rib = sum(1 for e in core.rib.entries() if e.best is not None)
+    best = sum(1 for e in core.rib.entries() if e.best is not None) if loc_rib else None
     counts = RouteCounts(n, valid, invalid, n - valid - invalid, dropped, aspa_bad)
-    return Tally(counts, per_peer, loc_rib)
+    return Tally(counts, per_peer, best)
 
 
 def route_counts(core: RouterCore) -> RouteCounts:

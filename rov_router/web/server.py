@@ -143,7 +143,7 @@ class WebServer:
             and (self._cost < 0.005 or now - self._counts_time >= max(0.5, 8 * self._cost))
         ):
             t0 = time.perf_counter()
-            self._counts = tally(st.core)
+            self._counts = tally(st.core, loc_rib=False)  # the page does not show it
             self._cost = time.perf_counter() - t0
             self._counts_seq, self._counts_time = st.feed.seq, now
         return self._counts
