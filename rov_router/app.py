@@ -36,6 +36,7 @@ from .rtr import session as S
 from .rtr.cache import CacheState
 from .rtr.client import Applied, RTRClient, RTRManager
 from .rtr.server import FileCache, FileSource, RTRServer
+from .status import Status
 
 log = logging.getLogger("rov_router.app")
 
@@ -116,6 +117,10 @@ class App:
         self._reload_task: asyncio.Future | None = None
         self._reload_again = False
         self.core.listeners.append(self._on_core_event)
+        #: the read-only view every output can read (the web view does)
+        self.status = Status(self.core, self.store, self.sources, started=self.started)
+        self.web_addr: tuple[str, int] | None = None  # --web: serve the web view here
+        self.web = None
 
     # ---- events ------------------------------------------------------------------------------
 
@@ -201,6 +206,7 @@ class App:
                 return
             src.last_update = time.time()
             src.synced = True
+            self.status.feed.rpki_applied(src.name, ev.serial, ev.changes)
             self._schedule_flush()
             c = self.store.counts(src.name)
             self._print(
@@ -649,6 +655,14 @@ class App:
                 ),
             }
         )
+        if self.web_addr is not None:
+            from .web.server import WebServer
+
+            self.web = WebServer(self.status, *self.web_addr)
+            url = await self.web.start()
+            if self.web.warning:
+                self._print({"event": "warning", "message": f"warning: {self.web.warning}"})
+            self._print({"event": "web", "url": url, "message": f"web view: {url}"})
         if self.display is not None:
             self.display.start()
 
@@ -678,6 +692,7 @@ class App:
                 self.final_summary = self.summary()
         hurry = self.stop_signal is not None  # asked to stop: < 2 s, no waiting for acks
         steps = [
+            self._close_web,
             self._close_control,
             self._close_metrics,
             self._close_display,
@@ -699,6 +714,11 @@ class App:
         with contextlib.suppress(Exception):
             self.out.flush()
         self.remove_workdir()
+
+    async def _close_web(self) -> None:
+        if self.web is not None:
+            web, self.web = self.web, None
+            await web.close()
 
     async def _close_control(self) -> None:
         if self.control is not None:
@@ -801,7 +821,7 @@ class App:
         ]
 
     def state(self) -> dict:
-        from .ops.control import _route_json
+        from .status import route_view
 
         now = time.time()
         return {
@@ -809,7 +829,7 @@ class App:
             "uptime": now - self.started,
             "rpki": self.state_rpki(),
             "neighbors": self.state_neighbors(),
-            "routes": [_route_json(self, r) for r in self.core.routes()],
+            "routes": [route_view(self.core, r).to_json() for r in self.core.routes()],
             "stats": vars(self.core.stats),
             "summary": self.summary(),
         }

@@ -83,6 +83,27 @@ def _check_ports(args) -> None:
                 raise Failed(f"{opt} {item[0]}:{item[1]}: port must be 0-65535")
 
 
+WEB_DEFAULT = "127.0.0.1:0"
+
+
+def _add_web_arguments(parser: argparse.ArgumentParser) -> None:
+    """--web [ADDR:PORT]: the browser view, see docs/web.md."""
+    parser.add_argument(
+        "--web",
+        nargs="?",
+        const=WEB_DEFAULT,
+        type=_hostport_or_port,
+        metavar="ADDR:PORT",
+        help="serve the web view (default 127.0.0.1 on a free port; the URL is printed)",
+    )
+
+
+def _hostport_or_port(text: str) -> tuple[str, int]:
+    if text.isdigit():
+        return "127.0.0.1", int(text)
+    return _hostport(text)
+
+
 def _version(text: str) -> int:
     if text not in ("0", "1", "2"):
         raise argparse.ArgumentTypeError("RTR version must be 0, 1 or 2")
@@ -370,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ADDRESS",
         help="live table: only routes from this neighbor",
     )
+    _add_web_arguments(rn)
 
     lb = sub.add_parser(
         "lab",
@@ -387,9 +409,11 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument(
         "--step",
         action="store_true",
-        help="presenter mode: each step waits for space / Enter instead of the timer",
+        help="presenter mode: each step waits for space / Enter (with --web: for Next in the page) "
+        "instead of the timer",
     )
     lb.add_argument("--json", action="store_true", help="JSON output (with --check)")
+    _add_web_arguments(lb)
     lb.add_argument(
         "--timeout",
         type=float,
@@ -469,9 +493,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument(
         "--step",
         action="store_true",
-        help="presenter mode: each step waits for space / Enter instead of the timer",
+        help="presenter mode: each step waits for space / Enter (with --web: for Next in the page) "
+        "instead of the timer",
     )
     d.add_argument("--json", action="store_true")
+    _add_web_arguments(d)
 
     from .analysis.command import add_parser as add_analyze_parser
 
@@ -985,6 +1011,7 @@ def cmd_run(args) -> int:
     )
     from .ops.control import ControlSocketError
 
+    app.web_addr = args.web
     try:
         return asyncio.run(app.run())
     except (RuntimeError, ControlSocketError) as e:
@@ -1037,8 +1064,12 @@ def cmd_lab(args, default: str | None = None) -> int:
         display=display,
         speed=args.speed,
         hold_at_end=0.0 if check or display != "live" else 5.0,
-        step_mode=getattr(args, "step", False) and not check,
+        # --step: the presenter advances with a key in the terminal, or with Next in the page
+        step_mode=getattr(args, "step", False) and not check and getattr(args, "web", None) is None,
+        web=getattr(args, "web", None),
+        step=getattr(args, "step", False) and not check,
     )
+    lab.hold_web = not check
 
     async def run_lab():
         # a terminal closing (SIGHUP) or SIGTERM must still stop every ExaBGP we started

@@ -28,6 +28,7 @@ from ..config import NeighborConfig, RouterConfig, RPKISourceConfig
 from ..procs import free_port
 from ..rtr.cache import CacheState
 from ..rtr.server import RTRServer
+from ..status import LabStepView, LabView, TopologyNode
 from .scenario import Expect, Scenario, Step
 
 
@@ -69,6 +70,8 @@ class Lab:
         hold_at_end: float = 0.0,
         step_mode: bool = False,
         wait_key: Callable[[], Awaitable[bool]] | None = None,
+        web: tuple[str, int] | None = None,
+        step: bool = False,
     ) -> None:
         self.sc = scenario
         self.display = display
@@ -90,10 +93,17 @@ class Lab:
         self.speakers: dict[int, Speaker] = {}
         self._narration: list[str] = []
         self._held: dict[int, tuple[set[str], list[int]]] = {}
+        #: the web view (--web) and its presenter controls (--step)
+        self.web_addr = web
+        self.web = None
+        self.presenter = PresenterGate(paused=step) if step else None
+        self.view: LabView | None = None
 
     # ---- narration ---------------------------------------------------------------------------
 
     def say(self, text: str) -> None:
+        if self.view is not None:
+            self.view.narration.append(text.rstrip())
         display = self.app.display if self.app is not None else None
         if display is not None:
             display.event({"message": text.strip().splitlines()[0]})
@@ -178,7 +188,10 @@ class Lab:
                 workdir=self.workdir,
                 out=io.StringIO() if self.display == "quiet" else None,
             )
+            await self._start_web()  # before the live display takes the terminal
             await self.app.start()
+            if self.web is not None and self.app.display is not None:
+                self.say(f"web view: {self.web.url}")  # also on the live display
             self.say(f"== {sc.title} ==\n{sc.lesson}".rstrip())
             for a in sc.ases:
                 self.speakers[a.asn] = Speaker(
@@ -207,6 +220,7 @@ class Lab:
             for step in sc.steps:
                 if self.step_mode:
                     await self._next_step_key(step)
+                await self._step_gate(step.index)
                 res = StepResult(step)
                 results.append(res)
                 self.say(
@@ -222,13 +236,23 @@ class Lab:
                         self.say(f"   FAILED: expected {ex.describe()}: {problem}")
                     else:
                         self.say(f"   ok: {ex.describe()}")
+                self._step_done(step.index, res.failures)
+            if self.view is not None:
+                self.view.done = True
+                self.app.status.feed.note("lab", {"done": True})
             if self.hold_at_end:
                 await asyncio.sleep(self.hold_at_end)
+            if self.web is not None and self.hold_web:
+                self.out(f"lab finished; the web view stays at {self.web.url} (Ctrl-C stops)")
+                await asyncio.Event().wait()
             return LabResult(sc, results)
         finally:
             await self.close()
 
     async def close(self) -> None:
+        if self.web is not None:
+            await self.web.close()
+            self.web = None
         if self.app is not None and self.app.final_summary is None:
             self.app.final_summary = self.app.summary()  # before the sessions close
         for sp in self.speakers.values():
@@ -246,6 +270,72 @@ class Lab:
             if time.monotonic() > end:
                 raise TimeoutError(f"{what} not ready within {timeout:g} s")
             await asyncio.sleep(0.1)
+
+    # ---- web view and presenter ---------------------------------------------------------------
+
+    hold_web = True  #: keep the page up after the last step (the CLI turns it off for --check)
+
+    async def _start_web(self) -> None:
+        assert self.app is not None
+        sc = self.sc
+        st = self.app.status
+        self.view = LabView(
+            sc.name,
+            sc.title,
+            sc.lesson,
+            [
+                LabStepView(s.title, s.action, s.explain, [e.describe() for e in s.expect])
+                for s in sc.steps
+            ],
+            presenter=self.presenter is not None,
+            paused=self.presenter is not None and self.presenter.paused,
+        )
+        st.lab = self.view
+        st.topology = [
+            TopologyNode(a.address, a.asn, a.name, a.relation, a.address) for a in sc.ases
+        ]
+        observers = [a.asn for a in sc.ases if a.relation == "downstream"]
+        st.observers = lambda: {asn: sorted(self._downstream_table(asn)) for asn in observers}
+        if self.web_addr is None:
+            return
+        from ..web.server import WebServer
+
+        controls = None
+        if self.presenter is not None:
+            gate, view, feed = self.presenter, self.view, st.feed
+
+            def control(name: str):
+                def fn() -> None:
+                    getattr(gate, name)()
+                    view.paused = gate.paused
+                    feed.note("lab", {"control": name})
+
+                return fn
+
+            controls = {n: control(n) for n in ("next", "pause", "play")}
+        self.web = WebServer(st, *self.web_addr, controls=controls)
+        url = await self.web.start()
+        if self.web.warning:
+            self.out(f"warning: {self.web.warning}")
+        self.out(f"web view: {url}" + ("  (presenter: Next / Pause / Play)" if controls else ""))
+
+    async def _step_gate(self, index: int) -> None:
+        if self.presenter is not None:
+            if self.view is not None:
+                self.view.paused = self.presenter.paused
+                self.app.status.feed.note("lab", {"waiting": index})
+            await self.presenter.wait()
+        if self.view is not None:
+            self.view.current = index
+            self.view.steps[index].state = "running"
+            self.view.paused = self.presenter.paused if self.presenter else False
+            self.app.status.feed.note("lab", {"step": index})
+
+    def _step_done(self, index: int, failures: list[str]) -> None:
+        if self.view is not None:
+            s = self.view.steps[index]
+            s.state, s.failures = ("failed" if failures else "ok"), list(failures)
+            self.app.status.feed.note("lab", {"step": index, "ok": not failures})
 
     # ---- actions -----------------------------------------------------------------------------
 
@@ -399,6 +489,29 @@ class Lab:
                 elif isinstance(ev, X.PeerState) and ev.state == "down":
                     held.clear()
         return held
+
+
+class PresenterGate:
+    """Next / pause / play for a presenter: while paused, each step waits for 'next'."""
+
+    def __init__(self, paused: bool = True) -> None:
+        self.paused = paused
+        self._go = asyncio.Event()
+
+    def next(self) -> None:
+        self._go.set()
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def play(self) -> None:
+        self.paused = False
+        self._go.set()
+
+    async def wait(self) -> None:
+        if self.paused:
+            await self._go.wait()
+        self._go.clear()
 
 
 def _control_socket(workdir: Path) -> Path:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..rpki.vrp import parse_prefix
+from ..status import route_view
 
 if TYPE_CHECKING:
     from ..app import App
@@ -73,25 +74,7 @@ def check_socket_owner(path: Path) -> None:
 
 
 def _route_json(app: App, r) -> dict:
-    e = app.core.rib.entry(r.addr, r.plen)
-    v = app.core.verdict(r)
-    return {
-        "prefix": r.prefix,
-        "origin": r.origin,
-        "path": r.attrs.path_str(),
-        "neighbor": r.peer.address,
-        "next_hop": r.attrs.next_hop,
-        "state": r.state,
-        "reason": v.reason,
-        "aspa": r.aspa_state,
-        "aspa_reason": r.aspa.reason if r.aspa is not None else None,
-        "action": r.action,
-        "accepted": r.accepted,
-        "local_pref": r.local_pref,
-        "best": bool(e and e.best is r),
-        "received": r.received,
-        "changed": r.changed,
-    }
+    return route_view(app.core, r).to_json()
 
 
 def _all_vrps(app: App, req: dict) -> dict:

@@ -1,0 +1,151 @@
+"""The typed status view (rov_router.status): built from a real router core, store and RTR
+client, without sockets; the feed follows the core's events."""
+
+from __future__ import annotations
+
+from rov_router.rpki.store import Update
+from rov_router.rpki.vrp import VRP, VRPBatch
+from rov_router.rtr.client import RTRClient
+from rov_router.status import RouteFilter, Status, route_counts
+from tests.unit.test_router_core import announce, core, up, withdraw
+
+
+class Source:
+    def __init__(self, name: str, client: RTRClient) -> None:
+        self.name, self.client, self.last_update = name, client, None
+
+    @property
+    def preference(self) -> int:
+        return self.client.preference
+
+
+def _status(tmp_path):
+    c, store = core(tmp_path)
+    client = RTRClient("127.0.0.1", 1, store, source="f")
+    st = Status(c, store, [Source("f", client)], clock=lambda: 1000.0)
+    up(c, "127.0.0.9")
+    up(c, "127.0.0.2")
+    for line in (
+        announce("192.0.2.0/24", [65001, 64496]),  # valid
+        announce("198.51.100.0/24", [65001, 64499]),  # covered, wrong origin: invalid
+        announce("11.0.0.0/8", [65001, 65005]),  # not-found
+    ):
+        c.feed_line(line)
+    c.commands()
+    return st, c, store
+
+
+def test_snapshot_counts_and_neighbors_agree_with_the_core(tmp_path):
+    st, c, _ = _status(tmp_path)
+    snap = st.snapshot()
+    states = {r.prefix: (r.state, r.accepted) for r in c.routes()}
+    assert snap.counts.routes == len(states) == 3
+    assert snap.counts.valid == sum(s == "valid" for s, _ in states.values())
+    assert snap.counts.invalid == sum(s == "invalid" for s, _ in states.values())
+    assert snap.counts.dropped == sum(not a for _, a in states.values())
+    (n2,) = [n for n in snap.neighbors if n.address == "127.0.0.2"]
+    assert (n2.received, n2.invalid, n2.state) == (3, snap.counts.invalid, "up")
+    (n9,) = [n for n in snap.neighbors if n.address == "127.0.0.9"]
+    assert n9.advertised == 3 - snap.counts.dropped
+    (src,) = snap.rpki
+    assert src.name == "f" and src.vrps == len(list(st.store.iter_vrps("f")))
+    j = snap.to_json()
+    assert j["counts"]["not-found"] == snap.counts.not_found
+
+
+def test_route_views_carry_the_terminal_reason_and_the_vrp_split(tmp_path):
+    st, c, _ = _status(tmp_path)
+    rows, total = st.routes(RouteFilter(state="invalid"))
+    assert total == len(rows) >= 1
+    for row in rows:
+        (r,) = [x for x in c.routes() if x.prefix == row.prefix]
+        assert row.reason == c.verdict(r).reason and row.state == "invalid"
+        assert row.accepted is False and row.action == r.action
+    (d,) = st.details(rows[0].prefix)
+    v = c.verdict(next(x for x in c.routes() if x.prefix == rows[0].prefix))
+    assert [x.text for x in d.wrong_origin] == [
+        f"{x.prefix}-{x.maxlen} AS{x.asn}" for x in v.wrong_origin
+    ]
+    assert d.matched == () and d.route.reason == v.reason
+    assert st.routes(RouteFilter(prefix="11.0"))[1] == 1
+    assert st.routes(RouteFilter(neighbor="127.0.0.99"))[1] == 0
+    assert st.routes(RouteFilter(state="dropped"))[1] == st.snapshot().counts.dropped
+
+
+def test_feed_numbers_events_and_follows_rpki_changes(tmp_path):
+    st, c, store = _status(tmp_path)
+    feed = st.feed
+    seen = feed.seq
+    assert seen >= 5  # two neighbors up, three routes
+    woke = []
+    feed.subscribe(lambda: woke.append(1))
+    u = Update("f", False)
+    u.vrps = VRPBatch([(True, VRP.parse("198.51.100.0/24", 24, 65001))])
+    changes = store.apply(u)
+    c.on_vrp_changes(changes)
+    feed.rpki_applied("f", 7, changes)
+    new = list(feed.since(seen))
+    kinds = [e.kind for e in new]
+    assert kinds[-1] == "rpki" and new[-1].data["prefixes"] == ["198.51.100.0/24"]
+    c.feed_line(withdraw("11.0.0.0/8"))
+    last = list(feed.since(new[-1].seq))
+    assert [(e.kind, e.data["change"], e.data["prefix"]) for e in last] == [
+        ("route", "withdrawn", "11.0.0.0/8")
+    ]
+    assert len(woke) == len(new) + 1
+    pt = feed.sample(route_counts(c))
+    assert pt["vrps"] == store.counts("f")["vrps"] and pt["not-found"] == 0
+
+
+def test_the_log_is_bounded(tmp_path):
+    st, c, _ = _status(tmp_path)
+    st.feed.events = type(st.feed.events)(maxlen=4)
+    for i in range(20):
+        c.feed_line(announce(f"10.{i}.0.0/16", [65001, 65005]))
+    assert len(list(st.feed.since(0))) == 4 and st.feed.route_events >= 20
+
+
+def test_a_large_table_is_tallied_once_and_drawn_from_recent_events(tmp_path):
+    from rov_router.status import tally
+
+    st, c, _ = _status(tmp_path)
+    for i in range(2100):
+        c.feed_line(announce(f"10.{i // 256}.{i % 256}.0/24", [65001, 65005]))
+    c.feed_line(withdraw("10.8.51.0/24"))  # the last one announced: gone again
+    t = tally(c)
+    per = {p.address: p.counts() for p in c.peers.values()}
+    assert t.per_peer == per and t.counts.routes == sum(x["received"] for x in per.values())
+    assert t.loc_rib == len(c.loc_rib())
+    edge = st.edge_routes(per_neighbor=5, per_peer=t.per_peer)["127.0.0.2"]
+    assert edge["received"] == 2102 and edge["counts"] == per["127.0.0.2"]
+    # the latest routes still held, from the feed (no pass over 2,000 routes)
+    assert [r["prefix"] for r in edge["routes"]] == [f"10.8.{i}.0/24" for i in range(46, 51)]
+    snap = st.snapshot(t)
+    assert snap.counts == t.counts and snap.loc_rib == t.loc_rib
+
+
+def test_presenter_gate_next_pause_play():
+    import asyncio
+
+    from rov_router.lab.runner import PresenterGate
+
+    async def main():
+        g = PresenterGate(paused=True)
+        w = asyncio.ensure_future(g.wait())
+        await asyncio.sleep(0.05)
+        assert not w.done()  # paused: waits for Next
+        g.next()
+        await asyncio.wait_for(w, 1)
+        w = asyncio.ensure_future(g.wait())
+        await asyncio.sleep(0.05)
+        assert not w.done()  # one Next, one step
+        g.play()
+        await asyncio.wait_for(w, 1)
+        await asyncio.wait_for(g.wait(), 1)  # playing: no wait
+        g.pause()
+        w = asyncio.ensure_future(g.wait())
+        await asyncio.sleep(0.05)
+        assert not w.done()
+        w.cancel()
+
+    asyncio.run(main())
