@@ -1067,7 +1067,7 @@ def cmd_lab(args, default: str | None = None) -> int:
         # --step: the presenter advances with a key in the terminal, or with Next in the page
         step_mode=getattr(args, "step", False) and not check and getattr(args, "web", None) is None,
         web=getattr(args, "web", None),
-        step=getattr(args, "step", False) and not check,
+        step=getattr(args, "step", False) and not check and getattr(args, "web", None) is not None,
     )
     lab.hold_web = not check
 

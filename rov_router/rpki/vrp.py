@@ -272,8 +272,10 @@ def load_vrp_file(
             raise VRPFileError(
                 p,
                 "",
-                f"no VRPs: all {out.expired} entries have an 'expires' time in the past "
-                "(an old snapshot? --ignore-expires / ignore_expires = true serves it)",
+                f"no VRPs: all {out.expired} VRPs have expired"
+                + (f" (and {out.expired_aspas} ASPA entries)" if out.expired_aspas else "")
+                + " ('expires' in the past: an old snapshot? --ignore-expires / "
+                "ignore_expires = true serves it)",
             )
         if out.format == "csv":
             # CSV has no explicit empty form (JSON has: "roas": [])

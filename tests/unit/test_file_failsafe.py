@@ -72,7 +72,7 @@ def test_all_expired_is_refused_but_an_explicit_empty_json_list_is_a_set(tmp_pat
     p.write_text(
         json.dumps({"roas": [{"prefix": "10.0.0.0/8", "maxLength": 8, "asn": 1, "expires": 1}]})
     )
-    with pytest.raises(VRPFileError, match="all 1 entries have an 'expires' time in the past"):
+    with pytest.raises(VRPFileError, match="all 1 VRPs have expired"):
         load_vrp_file(p)
     assert len(load_vrp_file(p, ignore_expires=True).vrps) == 1
     e = tmp_path / "e.json"
