@@ -635,18 +635,22 @@ class RouterCore:
     def _render(self, dst: Peer, changes: dict[str, tuple[str, str, str] | None]) -> list[str]:
         out: list[str] = []
         groups: dict[tuple[str, str], list[str]] = {}
+        gone: dict[str, list[str]] = {}  # withdrawals by the next hop they were announced with
         for i, (prefix, want) in enumerate(sorted(changes.items())):
             if not i % SLICE:
                 self._check_stop()
             if want is None:
-                dst.adj_out.pop(prefix, None)
+                had = dst.adj_out.pop(prefix, None)
                 if dst.up:
-                    out.append(X.withdraw_command(dst.address, prefix))
+                    gone.setdefault(X.withdraw_next_hop(prefix, had), []).append(prefix)
             else:
                 _, fam, text = want
                 dst.adj_out[prefix] = text
                 groups.setdefault((fam, text), []).append(prefix)
         if dst.up:
+            for nh, prefixes in gone.items():  # batched like announcements, sent first
+                for i in range(0, len(prefixes), BATCH):
+                    out.append(X.withdraw_command(dst.address, prefixes[i : i + BATCH], nh))
             for (_fam, text), prefixes in groups.items():
                 for i in range(0, len(prefixes), BATCH):
                     out.append(X.announce_command(dst.address, text, prefixes[i : i + BATCH]))
