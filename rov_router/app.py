@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -207,6 +208,9 @@ class App:
             src.last_update = time.time()
             src.synced = True
             self.status.feed.rpki_applied(src.name, ev.serial, ev.changes)
+            # the VRP table just loaded is long-lived: keep it out of every later full GC pass
+            # (one pass over millions of objects stalls the loop for a second during ingest)
+            gc.freeze()
             self._schedule_flush()
             c = self.store.counts(src.name)
             self._print(

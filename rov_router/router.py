@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from ipaddress import ip_address
+from operator import attrgetter
 
 from .bgp import exabgp as X
 from .bgp.notify import describe, notification_text
@@ -72,24 +73,25 @@ class Peer:
         return self.state == "up"
 
     def counts(self) -> dict[str, int]:
-        c = {
+        """Routes received, accepted / dropped, by state and held; counted at C speed
+        (``show neighbors`` on a full table while it is being ingested)."""
+        routes = self.adj_in.values()
+        states = Counter(map(_STATE, routes))
+        accepted = sum(map(_ACCEPTED, routes))
+        return {
             "received": len(self.adj_in),
-            "accepted": 0,
-            "dropped": 0,
-            "valid": 0,
-            "invalid": 0,
-            "not-found": 0,
-            "held": 0,
+            "accepted": accepted,
+            "dropped": len(self.adj_in) - accepted,
+            "valid": states["valid"],
+            "invalid": states["invalid"],
+            "not-found": states["not-found"],
+            "held": Counter(map(_ACTION, routes))[HELD],
         }
-        for r in self.adj_in.values():
-            c[r.state] += 1
-            if r.action == HELD:
-                c["held"] += 1
-            if r.accepted:
-                c["accepted"] += 1
-            else:
-                c["dropped"] += 1
-        return c
+
+
+_STATE = attrgetter("state")
+_ACCEPTED = attrgetter("accepted")
+_ACTION = attrgetter("action")
 
 
 @dataclass
@@ -635,18 +637,22 @@ class RouterCore:
     def _render(self, dst: Peer, changes: dict[str, tuple[str, str, str] | None]) -> list[str]:
         out: list[str] = []
         groups: dict[tuple[str, str], list[str]] = {}
+        gone: dict[str, list[str]] = {}  # withdrawals by the next hop they were announced with
         for i, (prefix, want) in enumerate(sorted(changes.items())):
             if not i % SLICE:
                 self._check_stop()
             if want is None:
-                dst.adj_out.pop(prefix, None)
+                had = dst.adj_out.pop(prefix, None)
                 if dst.up:
-                    out.append(X.withdraw_command(dst.address, prefix))
+                    gone.setdefault(X.withdraw_next_hop(prefix, had), []).append(prefix)
             else:
                 _, fam, text = want
                 dst.adj_out[prefix] = text
                 groups.setdefault((fam, text), []).append(prefix)
         if dst.up:
+            for nh, prefixes in gone.items():  # batched like announcements, sent first
+                for i in range(0, len(prefixes), BATCH):
+                    out.append(X.withdraw_command(dst.address, prefixes[i : i + BATCH], nh))
             for (_fam, text), prefixes in groups.items():
                 for i in range(0, len(prefixes), BATCH):
                     out.append(X.announce_command(dst.address, text, prefixes[i : i + BATCH]))

@@ -28,6 +28,10 @@ from ..procs import die_with_parent, stop_child
 
 log = logging.getLogger("rov_router.exabgp")
 
+#: lines of ExaBGP output handled between two turns of the event loop (``show`` answers and
+#: commands go out while a full table comes in)
+YIELD_LINES = 64
+
 
 @dataclass
 class PeerSpec:
@@ -260,6 +264,10 @@ class BridgeEnd:
                             self.answers_error += 1
                         self._pump()
                 self.on_line(line)
+                if self.lines % YIELD_LINES == 0:
+                    # readline() does not suspend while the buffer holds lines: give the loop
+                    # (control socket, the flush of our commands, RTR) a turn
+                    await asyncio.sleep(0)
         except (ConnectionError, asyncio.IncompleteReadError, ValueError) as e:
             log.warning("bridge connection: %s", e)
         finally:

@@ -238,9 +238,8 @@ def test_reconfigure_policies_and_neighbors_in_place(tmp_path):
     )
     assert c.reconfigure(load_config(p))["removed"] == ["127.0.0.2"]
     assert sorted(c.commands()) == [
-        f"neighbor {d} withdraw route {pfx}"
+        f"neighbor {d} withdraw attributes next-hop self nlri 11.0.0.0/8 198.51.100.0/24"
         for d in ("127.0.0.8", "127.0.0.9")
-        for pfx in ("11.0.0.0/8", "198.51.100.0/24")
     ]
     c.feed_line(msg("state", state="down", reason="removed"))
     assert c.stats.unparsed == 0 and list(c.routes()) == []

@@ -206,7 +206,34 @@ def test_drop_invalid_and_batched_downstream_commands(tmp_path):
     assert c.commands() == []  # nothing changed
     c.feed_line(withdraw("192.0.2.0/24"))
     c.feed_line(withdraw("10.99.0.0/16"))  # never announced: a no-op
-    assert c.commands() == ["neighbor 127.0.0.9 withdraw route 192.0.2.0/24"]
+    assert c.commands() == [
+        "neighbor 127.0.0.9 withdraw attributes next-hop self nlri 192.0.2.0/24"
+    ]
+
+
+def test_withdrawals_are_batched_like_announcements(tmp_path):
+    """A lost full-table feeder: its routes leave downstream in batches of BATCH prefixes
+    per command (one command per prefix made withdrawals 3x slower than announcements)."""
+    from rov_router.router import BATCH
+
+    c, _ = core(tmp_path, policy="accept-all")
+    up(c, "127.0.0.9")
+    up(c, "127.0.0.2")
+    n = 2 * BATCH + 7
+    prefixes = [f"10.{i >> 8}.{i & 255}.0/24" for i in range(n)]
+    for p in prefixes:
+        c.feed_line(announce(p, [65001, 65005]))
+    c.feed_line(announce("2001:db8:abcd::/48", [65001, 64496], "2001:db8::2"))
+    assert c.commands()
+    c.feed_line(msg("state", state="down", reason="peer reset"))
+    cmds = c.commands()
+    v4 = [x for x in cmds if "next-hop self" in x]
+    assert len(v4) == 3 and all(x.startswith("neighbor 127.0.0.9 withdraw attributes") for x in v4)
+    assert sorted(p for x in v4 for p in x.split(" nlri ")[1].split()) == sorted(prefixes)
+    # the IPv6 route is withdrawn with the next hop it was announced with (exabgp.md G12)
+    assert [x for x in cmds if x not in v4] == [
+        "neighbor 127.0.0.9 withdraw attributes next-hop ::ffff:127.0.0.1 nlri 2001:db8:abcd::/48"
+    ]
 
 
 def test_revalidation_flips_routes_and_downstream(tmp_path):
@@ -228,7 +255,7 @@ def test_revalidation_flips_routes_and_downstream(tmp_path):
     assert c.on_vrp_changes(changes) == 2  # only the two routes under the changed prefixes
     assert sorted(c.commands()) == [
         "neighbor 127.0.0.9 announce attributes next-hop self origin igp as-path [ 65000 65001 64499 ] nlri 198.51.100.0/24",
-        "neighbor 127.0.0.9 withdraw route 192.0.2.0/24",
+        "neighbor 127.0.0.9 withdraw attributes next-hop self nlri 192.0.2.0/24",
     ]
 
 
@@ -260,7 +287,7 @@ def test_peer_down_withdraws_its_routes_and_best_path_falls_back(tmp_path):
     c.feed_line(msg("state", state="down", reason="closing connection"))
     assert c.commands()[0].endswith("as-path [ 65000 65003 65100 65005 ] nlri 11.0.0.0/8")
     c.feed_line(msg("state", peer="127.0.0.3", state="down", reason="closing connection"))
-    assert c.commands() == ["neighbor 127.0.0.9 withdraw route 11.0.0.0/8"]
+    assert c.commands() == ["neighbor 127.0.0.9 withdraw attributes next-hop self nlri 11.0.0.0/8"]
 
 
 @pytest.mark.parametrize(
