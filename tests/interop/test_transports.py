@@ -74,19 +74,16 @@ class Peer:
         self._logf.close()
 
 
-@pytest.fixture(scope="module")
-def stayrtr_secure(creds, tmp_path_factory):
-    """StayRTR serving the small set over TCP, TLS and SSH (key and password)."""
-    exe = need_tool("stayrtr")
-    d = tmp_path_factory.mktemp("stayrtr")
-    tcp, tls, ssh = free_port(), free_port(), free_port()
-    env = {**os.environ, "STAYRTR_SSH_PASSWORD": creds["password"]}
-    cmd = [
+def _stayrtr_secure_cmd(
+    exe: str, vrp_file: Path, tcp: int, tls: int, ssh: int, creds: dict
+) -> list[str]:
+    """StayRTR serving VRP_FILE (RTR v1) on 127.0.0.1 over TCP, TLS and SSH (public key)."""
+    return [
         exe,
         "-bind",
         f"127.0.0.1:{tcp}",
         "-cache",
-        str(SMALL),
+        str(vrp_file),
         "-checktime=false",
         "-refresh",
         "86400",
@@ -94,8 +91,6 @@ def stayrtr_secure(creds, tmp_path_factory):
         "",
         "-protocol",
         "1",
-        "-loglevel",
-        "info",
         "-tls.bind",
         f"127.0.0.1:{tls}",
         "-tls.cert",
@@ -109,6 +104,20 @@ def stayrtr_secure(creds, tmp_path_factory):
         "-ssh.method.key=true",
         "-ssh.auth.key.file",
         str(creds["ssh_authorized_keys"]),
+    ]
+
+
+@pytest.fixture(scope="module")
+def stayrtr_secure(creds, tmp_path_factory):
+    """StayRTR serving the small set over TCP, TLS and SSH (key and password)."""
+    exe = need_tool("stayrtr")
+    d = tmp_path_factory.mktemp("stayrtr")
+    tcp, tls, ssh = free_port(), free_port(), free_port()
+    env = {**os.environ, "STAYRTR_SSH_PASSWORD": creds["password"]}
+    cmd = [
+        *_stayrtr_secure_cmd(exe, SMALL, tcp, tls, ssh, creds),
+        "-loglevel",
+        "info",
         "-ssh.method.password=true",
         "-ssh.auth.user",
         "rpki",
@@ -558,33 +567,7 @@ def stayrtr_big(creds, prepdev_json, tmp_path_factory):
     exe = need_tool("stayrtr")
     d = tmp_path_factory.mktemp("stayrtr-big")
     tcp, tls, ssh = free_port(), free_port(), free_port()
-    cmd = [
-        exe,
-        "-bind",
-        f"127.0.0.1:{tcp}",
-        "-cache",
-        str(prepdev_json),
-        "-checktime=false",
-        "-refresh",
-        "86400",
-        "-metrics.addr",
-        "",
-        "-protocol",
-        "1",
-        "-tls.bind",
-        f"127.0.0.1:{tls}",
-        "-tls.cert",
-        str(creds["server.crt"]),
-        "-tls.key",
-        str(creds["server.key"]),
-        "-ssh.bind",
-        f"127.0.0.1:{ssh}",
-        "-ssh.key",
-        str(creds["ssh_host"]),
-        "-ssh.method.key=true",
-        "-ssh.auth.key.file",
-        str(creds["ssh_authorized_keys"]),
-    ]
+    cmd = _stayrtr_secure_cmd(exe, prepdev_json, tcp, tls, ssh, creds)
     peer = Peer(cmd, [tcp, tls, ssh], d / "stayrtr.log", "stayrtr")
     try:
         deadline = time.monotonic() + 60
