@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,8 +71,19 @@ class Slurm:
         )
 
 
-def _b64url(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+_B64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
+
+
+def _b64url(text: object) -> bytes:
+    """Decode unpadded base64url (RFC 8416 §3.3.2, RFC 4648 §5) with a readable error."""
+    if not isinstance(text, str) or not _B64URL.fullmatch(text):
+        raise ValueError(f"{text!r} is not base64url (RFC 4648 §5: A-Z a-z 0-9 - _)")
+    body = text.rstrip("=")
+    if len(body) % 4 == 1:
+        raise ValueError(
+            f"{text!r} is not base64url: {len(body)} characters cannot encode whole bytes"
+        )
+    return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
 
 
 def load_slurm(path: str | Path) -> Slurm:

@@ -336,6 +336,20 @@ def test_slurm_aspa_and_errors(tmp_path):
     sl.write_text(json.dumps({"slurmVersion": 2}))
     with pytest.raises(VRPFileError, match="slurmVersion"):
         load_slurm(sl)
+    # a broken SKI names the entry and says what base64url is, not Python's "Incorrect padding"
+    for ski, why in (("AAECA", "cannot encode whole bytes"), ("AA+/AA", "not base64url")):
+        sl.write_text(
+            json.dumps(
+                {
+                    "slurmVersion": 1,
+                    "validationOutputFilters": {"bgpsecFilters": [{"SKI": ski}]},
+                    "locallyAddedAssertions": {},
+                }
+            )
+        )
+        with pytest.raises(VRPFileError, match=r"bgpsecFilters\[0\].*" + why) as info:
+            load_slurm(sl)
+        assert "padding" not in str(info.value)
 
 
 def test_aspa_replace_and_withdraw_reach_the_client_at_v2_only():
