@@ -7,7 +7,8 @@ import argparse
 import json
 from pathlib import Path
 
-from rov_router.cli import _atomic_write, _Reporter
+from rov_router.commands._common import atomic_write as _atomic_write
+from rov_router.commands.rtr import _Reporter
 from rov_router.rpki.store import VRPStore
 from rov_router.rpki.vrp import VRP
 from rov_router.rtr import pdu as P

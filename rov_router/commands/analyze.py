@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import orjson
 
+from ..analysis.table import TableError, read_router, read_table
+from ..analysis.whatif import Change, WhatIfError, parse_aspa_set, parse_roa, slurm_change
 from ..rpki.vrp import VRPFileError, parse_asn, parse_prefix
-from .table import TableError, read_router, read_table
-from .whatif import Change, WhatIfError, parse_aspa_set, parse_roa, slurm_change
+from ._common import CLIError, hostport, verbose_parent
+from .validate import load_store
 
 
-def add_parser(sub, common: argparse.ArgumentParser) -> None:
+def add_parser(subparsers) -> None:
     from ..rtr.transport import add_client_arguments
 
-    a = sub.add_parser(
+    a = subparsers.add_parser(
         "analyze",
-        parents=[common],
+        parents=[verbose_parent()],
         help="what ROV would drop on a table, what a ROA change would do, audit a holder's ROAs",
         description="Analyse a routing table against VRPs: states, invalid categories, "
         "whether a covering route exists for every invalid, top origins / VRPs, ASPA; "
@@ -40,7 +41,7 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
     src.add_argument("--vrps", metavar="FILE", help="VRP file (rpki-client / StayRTR JSON, CSV)")
     src.add_argument(
         "--cache",
-        type=_hostport,
+        type=hostport,
         metavar="HOST:PORT",
         help="RTR cache to sync VRPs (and ASPA) from",
     )
@@ -76,16 +77,7 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
     add_client_arguments(a)
 
 
-def _hostport(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    return host.strip("[]"), int(port)
-
-
 def run(args) -> int:
-    from ..cli import CLIError
-
     try:
         return _run(args)
     except (TableError, WhatIfError, VRPFileError, CLIError) as e:
@@ -94,11 +86,10 @@ def run(args) -> int:
 
 
 def _run(args) -> int:
-    from ..cli import CLIError, _load_store
-    from .audit import audit
-    from .output import print_text, to_csv, to_html, to_json
-    from .report import analyze, no_gc
-    from .whatif import what_if
+    from ..analysis.audit import audit
+    from ..analysis.output import print_text, to_csv, to_html, to_json
+    from ..analysis.report import analyze, no_gc
+    from ..analysis.whatif import what_if
 
     if args.router == bool(args.table):
         raise CLIError("give a table FILE or --router (one of them)")
@@ -128,7 +119,7 @@ def _run(args) -> int:
     else:
         table = read_table(args.table, args.table_format)
     with no_gc():  # one big allocation burst; collections in it find nothing to free
-        store = _load_store(args)
+        store = load_store(args)
     for s in slurms:
         slurm_change(store, s, change)
     report = analyze(store, table)
