@@ -15,6 +15,7 @@ Facts this relies on (../shared/reference/exabgp.md, observed with ExaBGP 5.0.15
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from ipaddress import ip_address
 from typing import Any
@@ -520,8 +521,29 @@ def attributes_text(
     return " ".join(parts)
 
 
-def announce_command(neighbor: str, attributes: str, prefixes: list[str]) -> str:
-    return f"neighbor {neighbor} announce attributes {attributes} nlri {' '.join(prefixes)}"
+def announce_command(neighbor: str | None, attributes: str, prefixes: list[str]) -> str:
+    """``[neighbor N] announce attributes ... nlri P1 P2 ...``; without ``neighbor`` the command
+    goes to every neighbor of the ExaBGP it is sent to (a speaker with one session)."""
+    head = f"neighbor {neighbor} " if neighbor is not None else ""
+    return f"{head}announce attributes {attributes} nlri {' '.join(prefixes)}"
+
+
+def origin_attributes(next_hop: str, path: Sequence[int], as_set: Sequence[int] = ()) -> str:
+    """The attributes of a route a speaker originates (a replayed MRT update, a lab step):
+    ``next-hop NH as-path [ A B C ]``, then the AS_SET as ``( X Y )`` when there is one."""
+    text = f"next-hop {next_hop} as-path [ {' '.join(map(str, path))} ]"
+    return text + (f" ( {' '.join(map(str, as_set))} )" if as_set else "")
+
+
+def mapped_next_hop(address: str, prefix: str) -> str:
+    """The next hop a speaker on an IPv4 session gives its own routes: ``address``, or the
+    IPv4-mapped IPv6 address for an IPv6 prefix."""
+    return f"::ffff:{address}" if ":" in prefix else address
+
+
+def withdraw_route_command(prefix: str, next_hop: str | None = None) -> str:
+    """``withdraw route P [next-hop NH]`` to every neighbor of a speaker."""
+    return f"withdraw route {prefix}" + (f" next-hop {next_hop}" if next_hop else "")
 
 
 def withdraw_next_hop(prefix: str, announced: str | None) -> str:

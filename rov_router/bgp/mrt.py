@@ -2,7 +2,9 @@
 
 Reading uses mrtparse (``pip install mrtparse``): BGP4MP / BGP4MP_ET messages (UPDATEs with
 their time, peer and AS path) and TABLE_DUMP / TABLE_DUMP_V2 RIB entries (announcements at the
-dump's time).  :func:`cut` copies raw records selected by a predicate into a new MRT file, which
+dump's time).  :func:`replay_plan` turns them into the paced, batched sequence of announcements
+and withdrawals a speaker sends (``rov-router replay`` and the lab's replay step both follow
+it; the ExaBGP codec writes the command text).  :func:`cut` copies raw records selected by a predicate into a new MRT file, which
 is how the small fixtures under ``topologies/data`` were made from the RouteViews files.
 """
 
@@ -13,7 +15,7 @@ import gzip
 import ipaddress
 import struct
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -216,3 +218,87 @@ def cut(sources: list[Path], dest: Path, keep: Callable[[dict], bool]) -> int:
                     out.write(raw)
                     n += 1
     return n
+
+
+# ---- replay: the one loop that paces and batches a file's updates --------------------------
+
+
+@dataclass(frozen=True)
+class ReplayWait:
+    """Hold off until ``at`` seconds after the start of the replay (the file's own timeline)."""
+
+    at: float
+
+
+@dataclass(frozen=True)
+class ReplayAnnounce:
+    """Announce ``prefixes`` (one family) with one next hop and AS path."""
+
+    prefixes: list[str]
+    next_hop: str
+    path: tuple[int, ...]
+    as_set: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ReplayWithdraw:
+    """Withdraw ``prefixes`` (all the withdrawals of one update, in the file's order)."""
+
+    prefixes: list[str]
+
+
+@dataclass(frozen=True)
+class ReplayNote:
+    """One prefix of ``update``, in the file's order, once its command is due or sent: for
+    narration.  ``path`` is the AS path announced, ``None`` for a withdrawal."""
+
+    update: MRTUpdate
+    prefix: str
+    path: tuple[int, ...] | None
+
+
+ReplayStep = ReplayWait | ReplayAnnounce | ReplayWithdraw | ReplayNote
+
+
+def replay_plan(
+    updates: Sequence[MRTUpdate],
+    *,
+    next_hop: Callable[[str], str],
+    prepend: int | None = None,
+    speed: float = 0.0,
+    batch: int = 100,
+) -> Iterator[ReplayStep]:
+    """What a speaker replaying ``updates`` does, step by step.  With ``speed`` > 0 each update
+    is due at its file time (relative to the first) divided by ``speed`` (a :class:`ReplayWait`
+    first); 0 sends as fast as possible.  Prefixes sharing family, next hop and AS path go out
+    together, at most ``batch`` per announcement; pending announcements are sent before any
+    wait and before a withdrawal (which must not be overtaken).  ``prepend`` is put in front of
+    each AS path unless the path already starts with it (the speaker's own AS)."""
+    pending: dict[tuple[str, str, tuple[int, ...], tuple[int, ...]], list[str]] = {}
+
+    def flush(key=None) -> Iterator[ReplayStep]:
+        for k in [key] if key is not None else list(pending):
+            prefixes = pending.pop(k, [])
+            if prefixes:
+                yield ReplayAnnounce(prefixes, k[1], k[2], k[3])
+
+    if not updates:
+        return
+    t0 = updates[0].time
+    for u in updates:
+        if speed > 0:
+            yield from flush()
+            yield ReplayWait((u.time - t0) / speed)
+        for prefix, seq, sets in u.announced:
+            path = tuple(seq) if prepend is None or (seq and seq[0] == prepend) else (prepend, *seq)
+            key = ("6" if ":" in prefix else "4", next_hop(prefix), path, tuple(sets))
+            pending.setdefault(key, []).append(prefix)
+            if len(pending[key]) >= batch:
+                yield from flush(key)
+            yield ReplayNote(u, prefix, path)
+        if u.withdrawn:
+            yield from flush()
+            yield ReplayWithdraw(list(u.withdrawn))
+            for prefix in u.withdrawn:
+                yield ReplayNote(u, prefix, None)
+    yield from flush()

@@ -22,7 +22,13 @@ from pathlib import Path
 from ..app import App
 from ..bgp import exabgp as X
 from ..bgp.control import Speaker
-from ..bgp.mrt import read_updates
+from ..bgp.exabgp import (
+    announce_command,
+    mapped_next_hop,
+    origin_attributes,
+    withdraw_route_command,
+)
+from ..bgp.mrt import ReplayAnnounce, ReplayWait, ReplayWithdraw, read_updates, replay_plan
 from ..bgp.speaker import PeerSpec
 from ..config import NeighborConfig, RouterConfig, RPKISourceConfig
 from ..procs import free_port
@@ -346,25 +352,19 @@ class Lab:
             raise RuntimeError(f"AS{asn}'s ExaBGP refused {cmd!r}: {answer}")
 
     def _next_hop(self, asn: int, prefix: str) -> str:
-        addr = self.sc.as_by_asn(asn).address
-        return f"::ffff:{addr}" if ":" in prefix else addr
+        return mapped_next_hop(self.sc.as_by_asn(asn).address, prefix)
 
     async def _do(self, st: Step, loop) -> None:
         c = self.cache
         if st.action == "announce":
             assert st.origin_from is not None and st.prefix is not None
-            path = " ".join(str(a) for a in st.path)
-            await self._command(
-                st.origin_from,
-                f"announce route {st.prefix} next-hop "
-                f"{self._next_hop(st.origin_from, st.prefix)} as-path [ {path} ]",
-            )
+            nh = self._next_hop(st.origin_from, st.prefix)
+            attrs = origin_attributes(nh, st.path)
+            await self._command(st.origin_from, announce_command(None, attrs, [st.prefix]))
         elif st.action == "withdraw":
             assert st.origin_from is not None and st.prefix is not None
-            await self._command(
-                st.origin_from,
-                f"withdraw route {st.prefix} next-hop {self._next_hop(st.origin_from, st.prefix)}",
-            )
+            nh = self._next_hop(st.origin_from, st.prefix)
+            await self._command(st.origin_from, withdraw_route_command(st.prefix, nh))
         elif st.action == "add-roa":
             c.add_vrps([st.roa])
         elif st.action == "remove-roa":
@@ -389,30 +389,36 @@ class Lab:
         updates = list(read_updates(st.file))
         if not updates:
             return
-        t0 = updates[0].time
-        span = max(updates[-1].time - t0, 1.0)
+        span = max(updates[-1].time - updates[0].time, 1.0)
         # the file's own timeline, compressed into about 'wait' seconds (then --speed)
         scale = span / max(st.wait, 1.0)
+        asn = st.origin_from
         start = time.monotonic()
-        for u in updates:
-            due = start + (u.time - t0) / scale / self.speed
-            await asyncio.sleep(max(0.0, due - time.monotonic()))
-            stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(u.time))
-            for prefix, seq, _sets in u.announced:
+        for step in replay_plan(
+            updates,
+            next_hop=lambda prefix: self._next_hop(asn, prefix),
+            speed=scale * self.speed,
+            batch=1,  # one prefix at a time: each is narrated with its verdict
+        ):
+            if isinstance(step, ReplayWait):
+                await asyncio.sleep(max(0.0, start + step.at - time.monotonic()))
+            elif isinstance(step, ReplayAnnounce):
+                attrs = origin_attributes(step.next_hop, step.path, step.as_set)
+                await self._command(asn, announce_command(None, attrs, step.prefixes))
+            elif isinstance(step, ReplayWithdraw):
+                for prefix in step.prefixes:
+                    await self._command(asn, withdraw_route_command(prefix))
+            else:
+                u = step.update
+                stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(u.time))
+                if step.path is None:
+                    self.say(f"   replay {stamp}: AS{u.peer_as} withdraws {step.prefix}")
+                    continue
                 self.say(
-                    f"   replay {stamp}: AS{u.peer_as} announces {prefix} "
-                    f"path {' '.join(map(str, seq))}"
+                    f"   replay {stamp}: AS{u.peer_as} announces {step.prefix} "
+                    f"path {' '.join(map(str, step.path))}"
                 )
-                await self._command(
-                    st.origin_from,
-                    f"announce route {prefix} next-hop "
-                    f"{self._next_hop(st.origin_from, prefix)} as-path "
-                    f"[ {' '.join(map(str, seq))} ]",
-                )
-                await self._tell_verdict(st.origin_from, prefix, seq[-1] if seq else None)
-            for prefix in u.withdrawn:
-                self.say(f"   replay {stamp}: AS{u.peer_as} withdraws {prefix}")
-                await self._command(st.origin_from, f"withdraw route {prefix}")
+                await self._tell_verdict(asn, step.prefix, step.path[-1] if step.path else None)
         st.wait = 0.5  # the replay itself took the step's time
 
     async def _tell_verdict(self, asn: int, prefix: str, origin: int | None) -> None:
