@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import json
 import logging
 import os
 import shutil
@@ -30,14 +29,16 @@ from .bgp.speaker import (
     local_address_for,
 )
 from .config import ConfigError, RouterConfig, RPKISourceConfig, load_config
+from .ops.statefile import state_document, write_state_file
 from .procs import terminal_gone
-from .router import PeerEvent, RouteEvent, RouterCore, Stopping
+from .router import RouterCore, Stopping
 from .rpki.store import VRPStore
 from .rtr import session as S
 from .rtr.cache import CacheState
 from .rtr.client import Applied, RTRClient, RTRManager
 from .rtr.server import FileCache, FileSource, RTRServer
-from .status import Status
+from .status import Status, Summary
+from .ui.events import EventPrinter
 
 log = logging.getLogger("rov_router.app")
 
@@ -89,8 +90,6 @@ class App:
         filters: dict | None = None,
     ) -> None:
         self.filters = filters or {}
-        self._path_attrs = None
-        self._path_text = ""
         self._own_workdir = workdir is None
         self.control = None
         self.metrics = None
@@ -111,93 +110,22 @@ class App:
         self._stop = asyncio.Event()
         #: the signal that stopped us (exit status 128 + signal), None for a normal end
         self.stop_signal: int | None = None
-        self.final_summary: dict | None = None
+        self.final_summary: Summary | None = None
         self.started = time.time()
         self.display = None
         self._hold_task: asyncio.Future | None = None
         self._reload_task: asyncio.Future | None = None
         self._reload_again = False
-        self.core.listeners.append(self._on_core_event)
-        #: the read-only view every output can read (the web view does)
+        #: the read-only view every output reads
         self.status = Status(self.core, self.store, self.sources, started=self.started)
+        self.printer = EventPrinter(self.status, display, self.out, on_write=self._schedule_flush)
         self.web_addr: tuple[str, int] | None = None  # --web: serve the web view here
         self.web = None
 
     # ---- events ------------------------------------------------------------------------------
 
     def _print(self, obj: dict) -> None:
-        if self.display is not None:
-            self.display.event(obj)
-            return
-        if self.display_mode == "json":
-            # flushed once per event-loop round (_flush), not once per line
-            self.out.write(json.dumps(obj) + "\n")
-            self._schedule_flush()
-        else:
-            print(f"{time.strftime('%H:%M:%S')} {obj['message']}", file=self.out, flush=True)
-
-    def _on_core_event(self, ev) -> None:
-        if isinstance(ev, PeerEvent):
-            self._print(
-                {
-                    "event": "neighbor",
-                    "neighbor": ev.peer,
-                    "state": ev.state,
-                    "reason": ev.reason,
-                    "message": f"neighbor {ev.peer} {ev.state}"
-                    + (f" ({ev.reason})" if ev.reason else ""),
-                }
-            )
-        elif isinstance(ev, RouteEvent) and self.display_mode in ("plain", "json"):
-            r = ev.route
-            if ev.kind == "state":
-                v = self.core.verdict(r)
-                self._print(
-                    {
-                        "event": "route_state",
-                        "prefix": r.prefix,
-                        "origin": r.origin,
-                        "neighbor": r.peer.address,
-                        "from": ev.old_state,
-                        "state": r.state,
-                        "aspa": r.aspa_state,
-                        "aspa_reason": r.aspa.reason if r.aspa is not None else None,
-                        "action": r.action,
-                        "reason": v.reason,
-                        "message": f"{r.prefix} AS{r.origin} from {r.peer.address}: "
-                        f"{ev.old_state} -> {r.state} ({r.action}): {v.reason}"
-                        + (
-                            f"; ASPA invalid: {r.aspa.reason}"
-                            if r.aspa is not None and r.aspa_state == "invalid"
-                            else ""
-                        ),
-                    }
-                )
-            elif ev.kind == "new" and self.display_mode == "json":
-                # a full table sends hundreds of thousands of these: the reason is cheap for
-                # not-found, the AS path text is shared by all routes of one UPDATE
-                reason = (
-                    f"no VRP covers {r.prefix}"
-                    if r.state == "not-found"
-                    else self.core.verdict(r).reason
-                )
-                if r.attrs is not self._path_attrs:
-                    self._path_attrs, self._path_text = r.attrs, r.attrs.path_str()
-                self._print(
-                    {
-                        "event": "route",
-                        "prefix": r.prefix,
-                        "origin": r.origin,
-                        "path": self._path_text,
-                        "neighbor": r.peer.address,
-                        "state": r.state,
-                        "aspa": r.aspa_state,
-                        "aspa_reason": r.aspa.reason if r.aspa is not None else None,
-                        "action": r.action,
-                        "reason": reason,
-                        "message": "",
-                    }
-                )
+        self.printer.emit(obj)
 
     def _on_rtr_event(self, src: RPKISource, ev) -> None:
         if isinstance(ev, Applied):
@@ -601,7 +529,8 @@ class App:
         if self.display_mode == "live" and self.display is None:
             from .ui.live import LiveDisplay
 
-            self.display = LiveDisplay(self, **self.filters)
+            self.display = LiveDisplay(self.status, on_quit=self.request_stop, **self.filters)
+            self.printer.display = self.display
         await self._start_rpki()
         self._start_hold()
         sock = self.config.socket or (self.workdir / "exabgp.sock")
@@ -636,14 +565,14 @@ class App:
         # a second router on the same socket is an error that names the --control to use,
         # never a silent move to a path `show` does not know about
         self.control = ControlServer(
-            self, self.config.control_socket or default_socket(create=True)
+            self.status, self.config.control_socket or default_socket(create=True)
         )
         await self.control.start()
         if self.config.metrics is not None:
             from .ops.metrics import start_metrics
 
             host, port = self.config.metrics
-            self.metrics = start_metrics(self, host, port)
+            self.metrics = start_metrics(self.status, host, port)
         self._print(
             {
                 "event": "control",
@@ -693,7 +622,7 @@ class App:
             self._hold_task.cancel()
         if self.final_summary is None:
             with contextlib.suppress(Exception):
-                self.final_summary = self.summary()
+                self.final_summary = self.status.summary()
         hurry = self.stop_signal is not None  # asked to stop: < 2 s, no waiting for acks
         steps = [
             self._close_web,
@@ -739,6 +668,7 @@ class App:
     def _close_display(self) -> None:
         if self.display is not None:
             display, self.display = self.display, None
+            self.printer.display = None
             display.stop()
 
     async def _stop_rtr(self) -> None:
@@ -752,95 +682,15 @@ class App:
             await self._close_source(src)
 
     def _print_summary(self) -> None:
-        s = self.final_summary or self.summary()
-        self._print({"event": "summary", **s, "message": self.summary_text(s)})
+        s = self.final_summary or self.status.summary()
+        self._print({"event": "summary", **s.to_json(), "message": s.text()})
 
     # ---- state -------------------------------------------------------------------------------
 
-    def summary(self) -> dict:
-        states = {"valid": 0, "invalid": 0, "not-found": 0}
-        dropped = 0
-        for r in self.core.routes():
-            states[r.state] += 1
-            dropped += not r.accepted
-        return {
-            "routes": sum(states.values()),
-            **states,
-            "dropped": dropped,
-            "loc_rib": len(self.core.loc_rib()),
-            "unparsed_lines": self.core.stats.unparsed,
-            "revalidations": self.core.stats.revalidations,
-        }
-
-    def summary_text(self, s: dict | None = None) -> str:
-        s = s or self.summary()
-        return (
-            f"summary: {s['routes']} routes ({s['valid']} valid, {s['invalid']} invalid, "
-            f"{s['not-found']} not-found), {s['dropped']} dropped, {s['loc_rib']} in "
-            f"Loc-RIB, {s['unparsed_lines']} unparsable lines"
-        )
-
-    def state_rpki(self) -> list[dict]:
-        out = []
-        for src in self.sources:
-            info = src.client.session.info()
-            out.append(
-                {
-                    "name": src.name,
-                    "cache": f"{src.client.host}:{src.client.port}",
-                    "preference": src.preference,
-                    "connected": src.client.connected,
-                    "state": info.state,
-                    "version": info.version,
-                    "session_id": info.session_id,
-                    "serial": info.serial,
-                    "refresh": info.timers.refresh,
-                    "retry": info.timers.retry,
-                    "expire": info.timers.expire,
-                    "expires_in": info.expires_in,
-                    "last_update": src.last_update,
-                    "last_error": src.client.last_error,
-                    **self.store.counts(src.name),
-                }
-            )
-        return out
-
-    def state_neighbors(self) -> list[dict]:
-        return [
-            {
-                "address": p.address,
-                "asn": p.config.asn,
-                "role": p.config.role,
-                "policy": p.config.policy,
-                "aspa_policy": p.config.aspa_policy,
-                "state": p.state,
-                "reason": p.reason,
-                "since": p.since,
-                "last_error": p.last_error,
-                "advertised": len(p.adj_out),
-                "rpki_hold": self.core.held,
-                **p.counts(),
-            }
-            for p in self.core.peers.values()
-        ]
-
     def state(self) -> dict:
-        from .status import route_view
-
-        now = time.time()
-        return {
-            "time": now,
-            "uptime": now - self.started,
-            "rpki": self.state_rpki(),
-            "neighbors": self.state_neighbors(),
-            "routes": [route_view(self.core, r).to_json() for r in self.core.routes()],
-            "stats": vars(self.core.stats),
-            "summary": self.summary(),
-        }
+        """The state file's document (also for benchmarks and tests)."""
+        return state_document(self.status)
 
     def write_state(self) -> None:
-        if self.state_file is None:
-            return
-        tmp = self.state_file.with_name(self.state_file.name + ".tmp")
-        tmp.write_text(json.dumps(self.state(), default=str))
-        tmp.replace(self.state_file)
+        if self.state_file is not None:
+            write_state_file(self.state_file, self.status)

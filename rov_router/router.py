@@ -310,6 +310,10 @@ class RouterCore:
                 self._peer_cache[address] = p
         return p
 
+    def peer(self, address: str) -> Peer | None:
+        """The neighbor with this address, in any spelling (``2001:DB8::1``), or None."""
+        return self._peer(address)
+
     def _is_gone(self, address: str) -> bool:
         try:
             return str(ip_address(address)) in self._gone

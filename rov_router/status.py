@@ -1,12 +1,10 @@
-"""The read-only, typed status view of a running router: RPKI sources, neighbors, routes.
+"""The read-only status view of a running router: RPKI sources, neighbors, routes.
 
-Outputs (the web view; over time the control socket, metrics, live table and state file) read
-this module's dataclasses instead of reaching into the app.  :class:`Status` is built from the
-router core, the VRP store and the RPKI sources; it never changes any of them.
-
-:class:`StatusFeed` follows the core's events and the RPKI updates and keeps a bounded log of
-what changed (numbered, so a reader can ask "what happened since N"), running totals that stay
-cheap on a full table, and a bounded time series of VRP counts and route states.
+Every output reads this module's :class:`Status` and the typed records it builds
+(:mod:`rov_router.view`) instead of reaching into the app: the control socket (``show``), the
+metrics, the live table, the plain / JSON event printer, the state file, the lab and the web
+view.  :class:`Status` is built from the router core, the VRP store and the RPKI sources; it
+never changes any of them.  Its change feed is :mod:`rov_router.feed`.
 
 Nothing here imports the app: sources are read through the small :class:`SourceLike` protocol.
 """
@@ -14,20 +12,59 @@ Nothing here imports the app: sources are read through the small :class:`SourceL
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from .router import HELD
-from .router import PeerEvent as _PeerEvent
-from .router import RouteEvent as _RouteEvent
+from .feed import FeedEvent, StatusFeed
+from .router import HELD, PeerEvent, RouteEvent, Stats
 from .rpki.vrp import parse_prefix
+from .view import (
+    LabStepView,
+    LabView,
+    NeighborStatus,
+    RouteChangeView,
+    RouteCounts,
+    RouteDetail,
+    RouteView,
+    RpkiSourceStatus,
+    StatusView,
+    Summary,
+    TopologyNode,
+    VRPView,
+)
 
 if TYPE_CHECKING:
     from .bgp.rib import Route
     from .router import RouterCore
-    from .rpki.store import Changes, VRPStore
+    from .rpki.store import VRPStore
+
+__all__ = [
+    "HELD",
+    "FeedEvent",
+    "LabStepView",
+    "LabView",
+    "NeighborStatus",
+    "RouteChange",
+    "RouteChangeView",
+    "RouteCounts",
+    "RouteDetail",
+    "RouteFilter",
+    "RouteView",
+    "RpkiSourceStatus",
+    "SourceLike",
+    "Stats",
+    "Status",
+    "StatusFeed",
+    "StatusView",
+    "Summary",
+    "Tally",
+    "TopologyNode",
+    "VRPView",
+    "route_counts",
+    "route_view",
+    "tally",
+]
 
 STATES = ("valid", "invalid", "not-found")
 
@@ -43,214 +80,22 @@ class SourceLike(Protocol):
     def preference(self) -> int: ...
 
 
-# ---- the typed records -------------------------------------------------------------------------
+class RouteChange(NamedTuple):
+    """A route changed: ``kind`` new | state | withdrawn | flushed, ``old_state`` its origin
+    validation state before (a state change).  ``route`` is a handle for
+    :meth:`Status.route_view` and :meth:`RouteFilter.match` (read its current view there)."""
 
-
-@dataclass(frozen=True, slots=True)
-class RpkiSourceStatus:
-    name: str
-    cache: str
-    preference: int
-    connected: bool
-    state: str
-    version: int
-    session_id: int | None
-    serial: int | None
-    refresh: int
-    retry: int
-    expire: int
-    expires_in: float | None
-    last_update: float | None
-    last_error: str | None
-    vrps: int
-    vrps_v4: int
-    vrps_v6: int
-    aspas: int
-    router_keys: int
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-
-@dataclass(frozen=True, slots=True)
-class NeighborStatus:
-    address: str
-    asn: int
-    role: str
-    description: str
-    policy: str
-    aspa_policy: str
-    state: str
-    reason: str
-    since: float | None
-    received: int
-    accepted: int
-    dropped: int
-    valid: int
-    invalid: int
-    not_found: int
-    held: int  # routes waiting for the first RPKI sync
-    advertised: int
-
-    def to_json(self) -> dict:
-        d = asdict(self)
-        d["not-found"] = d.pop("not_found")
-        return d
-
-
-@dataclass(frozen=True, slots=True)
-class RouteView:
-    """One route as received from one neighbor, with its verdicts and the router's decision.
-    ``reason`` is the same text the terminal prints."""
-
+    kind: str
+    neighbor: str
     prefix: str
     origin: int | None
-    path: str
-    neighbor: str
-    next_hop: str
-    state: str
-    reason: str
-    aspa: str | None
-    aspa_reason: str | None
-    action: str
-    accepted: bool
-    local_pref: int
-    best: bool
-    received: float
-    changed: float
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-
-@dataclass(frozen=True, slots=True)
-class VRPView:
-    prefix: str
-    max_length: int
-    asn: int
+    old_state: str | None
+    state: str  # at the time of the change
+    route: Any
 
     @property
-    def text(self) -> str:
-        return f"{self.prefix}-{self.max_length} AS{self.asn}"
-
-    def to_json(self) -> dict:
-        return {"prefix": self.prefix, "maxLength": self.max_length, "asn": self.asn}
-
-
-@dataclass(frozen=True, slots=True)
-class RouteDetail:
-    """A route and why: its covering VRPs split into matched / wrong origin / too long, and the
-    ASPA hops that are not customer-to-provider (``bad_hops``) or unattested."""
-
-    route: RouteView
-    matched: tuple[VRPView, ...]
-    wrong_origin: tuple[VRPView, ...]
-    too_long: tuple[VRPView, ...]
-    aspa_bad_hops: tuple[tuple[int, int], ...]
-    aspa_unattested: tuple[int, ...]
-
-    def to_json(self) -> dict:
-        return {
-            "route": self.route.to_json(),
-            "matched": [v.to_json() for v in self.matched],
-            "wrong_origin": [v.to_json() for v in self.wrong_origin],
-            "too_long": [v.to_json() for v in self.too_long],
-            "aspa_bad_hops": [list(h) for h in self.aspa_bad_hops],
-            "aspa_unattested": list(self.aspa_unattested),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class RouteCounts:
-    routes: int = 0
-    valid: int = 0
-    invalid: int = 0
-    not_found: int = 0
-    dropped: int = 0
-    aspa_invalid: int = 0
-
-    def to_json(self) -> dict:
-        d = asdict(self)
-        d["not-found"] = d.pop("not_found")
-        return d
-
-
-@dataclass(frozen=True, slots=True)
-class StatusView:
-    """A snapshot of the whole router (no routes: those are read on demand)."""
-
-    time: float
-    uptime: float
-    asn: int
-    router_id: str
-    rpki: tuple[RpkiSourceStatus, ...]
-    neighbors: tuple[NeighborStatus, ...]
-    counts: RouteCounts
-    loc_rib: int | None
-    unparsed_lines: int
-    revalidations: int
-
-    def to_json(self) -> dict:
-        return {
-            "time": self.time,
-            "uptime": self.uptime,
-            "asn": self.asn,
-            "router_id": self.router_id,
-            "rpki": [s.to_json() for s in self.rpki],
-            "neighbors": [n.to_json() for n in self.neighbors],
-            "counts": self.counts.to_json(),
-            "loc_rib": self.loc_rib,
-            "unparsed_lines": self.unparsed_lines,
-            "revalidations": self.revalidations,
-        }
-
-
-# ---- lab and topology (set by the lab runner; the web view draws them) --------------------------
-
-
-@dataclass
-class LabStepView:
-    title: str
-    action: str
-    explain: str
-    expect: list[str]
-    state: str = "pending"  # pending | running | ok | failed
-    failures: list[str] = field(default_factory=list)
-
-
-@dataclass
-class LabView:
-    name: str
-    title: str
-    lesson: str
-    steps: list[LabStepView]
-    current: int = -1
-    presenter: bool = False
-    paused: bool = False
-    done: bool = False
-    narration: deque = field(default_factory=lambda: deque(maxlen=30))
-
-    def to_json(self) -> dict:
-        return {
-            "name": self.name,
-            "title": self.title,
-            "lesson": self.lesson,
-            "steps": [asdict(s) for s in self.steps],
-            "current": self.current,
-            "presenter": self.presenter,
-            "paused": self.paused,
-            "done": self.done,
-            "narration": list(self.narration),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class TopologyNode:
-    id: str
-    asn: int | None
-    name: str
-    relation: str  # router | cache | customer | provider | peer | upstream | downstream | ...
-    address: str = ""
+    def gone(self) -> bool:
+        return self.kind in ("withdrawn", "flushed")
 
 
 # ---- building the view ---------------------------------------------------------------------------
@@ -282,6 +127,8 @@ def rpki_status(sources: Iterable[SourceLike], store: VRPStore) -> tuple[RpkiSou
                 vrps_v6=c["vrps_v6"],
                 aspas=c["aspas"],
                 router_keys=c["router_keys"],
+                enabled=bool(src.client.enabled),
+                pending_records=src.client.session.pending_records,
             )
         )
     return tuple(out)
@@ -312,6 +159,8 @@ def neighbor_status(
                 not_found=c["not-found"],
                 held=c.get("held", 0),
                 advertised=len(p.adj_out),
+                last_error=p.last_error,
+                rpki_hold=core.held,
             )
         )
     return tuple(out)
@@ -447,6 +296,8 @@ class Status:
         self.started = started if started is not None else clock()
         self.clock = clock
         self.feed = StatusFeed(self)
+        self._path_attrs: object = None  # change_view(): the last AS path rendered
+        self._path_text = ""
         #: set by the lab runner: the scenario's timeline and its ASes
         self.lab: LabView | None = None
         self.topology: list[TopologyNode] | None = None
@@ -469,7 +320,139 @@ class Status:
             loc_rib=t.loc_rib,
             unparsed_lines=self.core.stats.unparsed,
             revalidations=self.core.stats.revalidations,
+            stats=self.stats(),
         )
+
+    # ---- parts of the view, each cheap enough for a redraw or a scrape ------------------------
+
+    @property
+    def asn(self) -> int:
+        return self.core.config.asn
+
+    @property
+    def router_id(self) -> str:
+        return self.core.config.router_id
+
+    def rpki(self) -> tuple[RpkiSourceStatus, ...]:
+        return rpki_status(self.sources, self.store)
+
+    def neighbors(self) -> tuple[NeighborStatus, ...]:
+        return neighbor_status(self.core)
+
+    def stats(self) -> Stats:
+        """A copy of the core's counters."""
+        st = self.core.stats
+        return replace(st, last_unparsed=list(st.last_unparsed))
+
+    def summary(self) -> Summary:
+        t = tally(self.core)
+        c = t.counts
+        return Summary(
+            routes=c.routes,
+            valid=c.valid,
+            invalid=c.invalid,
+            not_found=c.not_found,
+            dropped=c.dropped,
+            loc_rib=t.loc_rib or 0,
+            unparsed_lines=self.core.stats.unparsed,
+            revalidations=self.core.stats.revalidations,
+        )
+
+    def neighbor_address(self, text: str) -> str | None:
+        """The configured neighbor ``text`` names (any spelling of its address), or None."""
+        p = self.core.peer(text)
+        return p.address if p is not None else None
+
+    def neighbor_addresses(self) -> list[str]:
+        return list(self.core.peers)
+
+    def route_view(self, r: Route) -> RouteView:
+        return route_view(self.core, r)
+
+    def route_views(self, prefix: str, neighbor: str = "") -> list[RouteView]:
+        """The routes for exactly ``prefix`` (ValueError when it is not a prefix)."""
+        return [route_view(self.core, r) for r in self.find(prefix, neighbor)]
+
+    def all_routes(self) -> Iterator[RouteView]:
+        for r in self.core.routes():
+            yield route_view(self.core, r)
+
+    def vrps(
+        self, asn: int | None = None, offset: int = 0, limit: int = 1000
+    ) -> tuple[list[VRPView], int]:
+        """Every VRP held (the union of the sources), optionally of one ASN: one page of
+        ``limit`` from ``offset``, and how many there are in all."""
+        page: list[VRPView] = []
+        total = 0
+        for v in self.store.iter_vrps():
+            if asn is not None and v.asn != asn:
+                continue
+            if offset <= total < offset + limit:
+                page.append(VRPView(v.prefix, v.maxlen, v.asn))
+            total += 1
+        return page, total
+
+    def covering(self, prefix: str) -> list[tuple[VRPView, list[str]]]:
+        """The VRPs covering ``prefix`` (most specific first), each with the sources that hold
+        it (ValueError when it is not a prefix)."""
+        addr, plen = parse_prefix(prefix)
+        return [(VRPView(v.prefix, v.maxlen, v.asn), s) for v, s in self.store.covering(addr, plen)]
+
+    def covered(self, prefix: str) -> list[VRPView]:
+        """The VRPs at or below ``prefix``."""
+        addr, plen = parse_prefix(prefix)
+        return [VRPView(v.prefix, v.maxlen, v.asn) for v in self.store.covered(addr, plen)]
+
+    def change_view(self, ch: RouteChange) -> RouteChangeView:
+        """The view of a route change, cheap enough for every route of a full table: the
+        reason of a not-found route needs no lookup, the AS path text is shared by the routes
+        of one UPDATE."""
+        r = ch.route
+        if r.state == "not-found" and r.origin is not None:
+            reason = f"no VRP covers {r.prefix}"
+        else:
+            reason = self.core.verdict(r).reason
+        if r.attrs is not self._path_attrs:
+            self._path_attrs, self._path_text = r.attrs, r.attrs.path_str()
+        a = r.aspa
+        return RouteChangeView(
+            kind=ch.kind,
+            prefix=r.prefix,
+            origin=r.origin,
+            path=self._path_text,
+            neighbor=ch.neighbor,
+            old_state=ch.old_state,
+            state=r.state,
+            aspa=a.state.value if a is not None else None,
+            aspa_reason=a.reason if a is not None else None,
+            action=r.action,
+            accepted=r.accepted,
+            reason=reason,
+        )
+
+    def on_neighbor_change(self, fn: Callable[[str, str, str], None]) -> None:
+        """``fn(neighbor, state, reason)`` when a BGP session changes state."""
+
+        def listener(ev) -> None:
+            if ev.__class__ is PeerEvent:
+                fn(ev.peer, ev.state, ev.reason)
+
+        self.core.listeners.append(listener)
+
+    def on_route_change(self, fn: Callable[[RouteChange], None]) -> None:
+        """``fn(change)`` after every route change; keep it cheap, a full table makes hundreds
+        of thousands of them."""
+
+        def listener(ev) -> None:
+            if ev.__class__ is RouteEvent:
+                r = ev.route
+                fn(
+                    RouteChange(
+                        ev.kind, r.peer.address, r.prefix, r.origin, ev.old_state, r.state, r
+                    )
+                )
+
+        self.core.listeners.append(listener)
 
     def routes(
         self, flt: RouteFilter | None = None, limit: int = 200
@@ -488,11 +471,12 @@ class Status:
     def find(self, prefix: str, neighbor: str = "") -> list[Route]:
         """The routes for exactly ``prefix`` (ValueError when it is not a prefix)."""
         addr, plen = parse_prefix(prefix)
-        return [
-            r
-            for r in self.core.routes()
-            if r.addr == addr and r.plen == plen and (not neighbor or r.peer.address == neighbor)
-        ]
+        out = []
+        for p in self.core.peers.values():
+            r = p.adj_in.get((addr, plen))
+            if r is not None and (not neighbor or p.address == neighbor):
+                out.append(r)
+        return out
 
     def details(self, prefix: str, neighbor: str = "") -> list[RouteDetail]:
         return [route_detail(self.core, r) for r in self.find(prefix, neighbor)]
@@ -575,109 +559,3 @@ class Status:
             for p in self.core.peers.values()
             if p.config.role == "downstream"
         }
-
-
-# ---- the change feed ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class FeedEvent:
-    seq: int
-    time: float
-    kind: str  # route | neighbor | rpki | lab | note
-    data: dict
-
-
-class StatusFeed:
-    """A bounded, numbered log of changes, plus running totals and a time series.
-
-    Route events are kept as small dicts only for the last ``keep`` of them; a full table
-    flowing through shows up as totals (``route_events``) and in the sampled counts."""
-
-    def __init__(self, status: Status, keep: int = 500, series: int = 600) -> None:
-        self.status = status
-        self.seq = 0
-        self.events: deque[tuple] = deque(maxlen=keep)
-        self.route_events = 0
-        self.series: deque[dict] = deque(maxlen=series)
-        self.rpki_changes: deque[dict] = deque(maxlen=50)
-        self._waiters: list[Callable[[], None]] = []
-        status.core.listeners.append(self._on_core_event)
-
-    def subscribe(self, fn: Callable[[], None]) -> Callable[[], None]:
-        """``fn()`` is called (synchronously, keep it cheap) after every new event."""
-        self._waiters.append(fn)
-        return lambda: self._waiters.remove(fn) if fn in self._waiters else None
-
-    def _add(self, kind: str, data: object) -> None:
-        self.seq += 1
-        self.events.append((self.seq, self.status.clock(), kind, data))
-        for fn in self._waiters:
-            fn()
-
-    def _on_core_event(self, ev) -> None:
-        if ev.__class__ is _RouteEvent:
-            # a full table sends hundreds of thousands of these: keep a tuple, render on read
-            self.route_events += 1
-            r = ev.route
-            self._add("route", (ev.kind, r, ev.old_state, r.state, r.accepted))
-        elif ev.__class__ is _PeerEvent:
-            self._add("neighbor", {"neighbor": ev.peer, "state": ev.state, "reason": ev.reason})
-
-    def rpki_applied(self, source: str, serial: int | None, changes: Changes) -> None:
-        """An RPKI update reached the store (the app calls this)."""
-        rec = {
-            "source": source,
-            "serial": serial,
-            "vrps_added": changes.vrps_added,
-            "vrps_removed": changes.vrps_removed,
-            "full": changes.full,
-            "prefixes": [] if changes.full else changes.prefix_strings()[:20],
-            "aspa_customers": sorted(changes.aspa_customers)[:20],
-            "time": self.status.clock(),
-        }
-        self.rpki_changes.append(rec)
-        self._add("rpki", rec)
-
-    def note(self, kind: str, data: dict) -> None:
-        """Anything else worth showing (lab steps, narration)."""
-        self._add(kind, data)
-
-    def since(self, seq: int) -> Iterator[FeedEvent]:
-        """Events after ``seq`` still held (older ones fell out of the bounded log)."""
-        for n, t, kind, data in self.events:
-            if n > seq:
-                if kind == "route":
-                    change, r, old, state, accepted = data
-                    data = {
-                        "change": change,
-                        "prefix": r.prefix,
-                        "origin": r.origin,
-                        "neighbor": r.peer.address,
-                        "from": old,
-                        "state": state,
-                        "aspa": r.aspa_state,
-                        "accepted": accepted,
-                    }
-                yield FeedEvent(n, t, kind, data)
-
-    def sample(self, counts: RouteCounts) -> dict:
-        """Add a point to the time series: VRP / ASPA counts (per source, summed) and route
-        states."""
-        st = self.status
-        vrps = aspas = 0
-        for src in st.sources:
-            c = st.store.counts(src.name)
-            vrps += c["vrps"]
-            aspas += c["aspas"]
-        pt = {
-            "t": st.clock(),
-            "vrps": vrps,
-            "aspas": aspas,
-            "valid": counts.valid,
-            "invalid": counts.invalid,
-            "not-found": counts.not_found,
-            "dropped": counts.dropped,
-        }
-        self.series.append(pt)
-        return pt

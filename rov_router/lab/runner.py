@@ -217,8 +217,8 @@ class Lab:
                 ).start()
             await self._until(
                 lambda: (
-                    all(p.up for p in self.app.core.peers.values())
-                    and self.app.sources[0].client.session.serial is not None
+                    all(n.up for n in self.app.status.neighbors())
+                    and self.app.status.rpki()[0].serial is not None
                 ),
                 60,
                 "BGP sessions and RTR sync",
@@ -260,7 +260,7 @@ class Lab:
             await self.web.close()
             self.web = None
         if self.app is not None and self.app.final_summary is None:
-            self.app.final_summary = self.app.summary()  # before the sessions close
+            self.app.final_summary = self.app.status.summary()  # before the sessions close
         for sp in self.speakers.values():
             sp.stop()
         self.speakers.clear()
@@ -424,16 +424,16 @@ class Lab:
     async def _tell_verdict(self, asn: int, prefix: str, origin: int | None) -> None:
         """Narrate what the router made of a replayed announcement."""
         assert self.app is not None
-        peer = self.app.core.peers.get(self.sc.as_by_asn(asn).address)
+        address = self.sc.as_by_asn(asn).address
         end = time.monotonic() + 5
-        while time.monotonic() < end and peer is not None:
+        while time.monotonic() < end and self.app.status.neighbor_address(address) is not None:
             r = next(
-                (x for x in peer.adj_in.values() if x.prefix == prefix and x.origin == origin),
+                (v for v in self.app.status.route_views(prefix, address) if v.origin == origin),
                 None,
             )
             if r is not None:
                 act = "accepted" if r.accepted else "DROPPED"
-                self.say(f"     -> {r.state}, {act}: {self.app.core.verdict(r).reason}")
+                self.say(f"     -> {r.state}, {act}: {r.reason}")
                 return
             await asyncio.sleep(0.05)
 
@@ -461,19 +461,19 @@ class Lab:
                 return f"AS{ex.at} still holds {', '.join(extra)}"
             return None
         addr = self.sc.as_by_asn(ex.origin_from).address
-        peer = self.app.core.peers.get(addr)
-        route = None
-        if peer is not None:
-            route = next((r for r in peer.adj_in.values() if r.prefix == ex.prefix), None)
+        try:
+            route = next(iter(self.app.status.route_views(ex.prefix, addr)), None)
+        except ValueError:  # not a prefix: no route has it
+            route = None
         if ex.verdict == "absent":
             return None if route is None else f"the route is present ({route.state})"
         if route is None:
             return "no such route at the router"
         if ex.verdict and route.state != ex.verdict:
-            return f"verdict is {route.state}: {self.app.core.verdict(route).reason}"
-        if ex.aspa and route.aspa_state != ex.aspa:
-            reason = route.aspa.reason if route.aspa is not None else "no ASPA verdict"
-            return f"ASPA verdict is {route.aspa_state}: {reason}"
+            return f"verdict is {route.state}: {route.reason}"
+        if ex.aspa and route.aspa != ex.aspa:
+            reason = route.aspa_reason if route.aspa_reason is not None else "no ASPA verdict"
+            return f"ASPA verdict is {route.aspa}: {reason}"
         if ex.accepted is not None and route.accepted != ex.accepted:
             return f"it is {'accepted' if route.accepted else 'dropped'} ({route.action})"
         return None

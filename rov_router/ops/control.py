@@ -16,13 +16,8 @@ import socket
 import stat
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from ..rpki.vrp import parse_prefix
-from ..status import route_view
-
-if TYPE_CHECKING:
-    from ..app import App
+from ..status import RouteFilter, Status, VRPView
 
 
 class ControlSocketError(ValueError):
@@ -73,89 +68,71 @@ def check_socket_owner(path: Path) -> None:
         )
 
 
-def _route_json(app: App, r) -> dict:
-    return route_view(app.core, r).to_json()
+def _vrp_json(v: VRPView) -> dict:
+    return {"vrp": v.text, **v.to_json()}
 
 
-def _all_vrps(app: App, req: dict) -> dict:
-    """Every VRP held (the union of the sources), optionally of one ASN, one page at a time."""
-    asn = req.get("asn")
-    offset = max(0, int(req.get("offset", 0)))
-    limit = max(0, int(req.get("limit", 1000)))
-    page: list[dict] = []
-    total = 0
-    for v in app.store.iter_vrps():
-        if asn is not None and v.asn != asn:
-            continue
-        if offset <= total < offset + limit:
-            page.append({"vrp": str(v), "prefix": v.prefix, "maxLength": v.maxlen, "asn": v.asn})
-        total += 1
-    return {"vrps": page, "matched": total, "offset": offset, "asn": asn}
-
-
-def answer(app: App, req: dict) -> dict:
+def answer(status: Status, req: dict) -> dict:
+    """The answer to one request, read from the status view."""
     cmd = req.get("cmd")
     if cmd == "rtr":
-        return {"rpki": app.state_rpki()}
+        return {"rpki": [s.to_json() for s in status.rpki()]}
     if cmd == "neighbors":
-        return {"neighbors": app.state_neighbors()}
+        return {"neighbors": [n.to_json() for n in status.neighbors()]}
     if cmd == "routes":
-        state = req.get("state")
-        nb = req.get("neighbor")
-        limit = int(req.get("limit", 10_000))
-        if nb and app.core._peer(nb) is None:
-            known = ", ".join(app.core.peers) or "none"
-            return {"error": f"no neighbor {nb} (neighbors: {known})", "unknown_neighbor": nb}
+        nb = req.get("neighbor") or ""
         if nb:
-            nb = app.core._peer(nb).address
-        out = []
-        total = 0
-        for r in app.core.routes():
-            if state and r.state != state:
-                continue
-            if nb and r.peer.address != nb:
-                continue
-            total += 1
-            if len(out) < limit:
-                out.append(_route_json(app, r))
-        return {"routes": out, "matched": total, "truncated": total > len(out)}
+            address = status.neighbor_address(nb)
+            if address is None:
+                known = ", ".join(status.neighbor_addresses()) or "none"
+                return {"error": f"no neighbor {nb} (neighbors: {known})", "unknown_neighbor": nb}
+            nb = address
+        flt = RouteFilter(state=req.get("state") or "", neighbor=nb)
+        routes, total = status.routes(flt, limit=int(req.get("limit", 10_000)))
+        return {
+            "routes": [r.to_json() for r in routes],
+            "matched": total,
+            "truncated": total > len(routes),
+        }
     if cmd == "vrps" and not req.get("prefix"):
-        return _all_vrps(app, req)
+        asn = req.get("asn")
+        offset = max(0, int(req.get("offset", 0)))
+        page, total = status.vrps(asn, offset, max(0, int(req.get("limit", 1000))))
+        return {
+            "vrps": [_vrp_json(v) for v in page],
+            "matched": total,
+            "offset": offset,
+            "asn": asn,
+        }
     if cmd in ("route", "vrps"):
         prefix = req.get("prefix", "")
         try:
-            addr, plen = parse_prefix(prefix)
+            if cmd == "route":
+                return {
+                    "prefix": prefix,
+                    "routes": [r.to_json() for r in status.route_views(prefix)],
+                }
+            covering, covered = status.covering(prefix), status.covered(prefix)
         except ValueError as e:
             return {"error": str(e)}
         asn = req.get("asn")
-        if cmd == "route":
-            routes = [
-                _route_json(app, r) for r in app.core.routes() if r.addr == addr and r.plen == plen
-            ]
-            return {"prefix": prefix, "routes": routes}
-        covering = [
-            {
-                "vrp": str(v),
-                "prefix": v.prefix,
-                "maxLength": v.maxlen,
-                "asn": v.asn,
-                "sources": srcs,
-            }
-            for v, srcs in app.store.covering(addr, plen)
-            if asn is None or v.asn == asn
-        ]
-        covered = [
-            {"vrp": str(v), "prefix": v.prefix, "maxLength": v.maxlen, "asn": v.asn}
-            for v in app.store.covered(addr, plen)
-            if asn is None or v.asn == asn
-        ]
-        return {"prefix": prefix, "covering": covering, "covered": covered}
+        return {
+            "prefix": prefix,
+            "covering": [
+                {**_vrp_json(v), "sources": srcs}
+                for v, srcs in covering
+                if asn is None or v.asn == asn
+            ],
+            "covered": [_vrp_json(v) for v in covered if asn is None or v.asn == asn],
+        }
     return {"error": f"unknown command {cmd!r} (rtr, neighbors, routes, route, vrps)"}
 
 
 class ControlServer:
-    def __init__(self, app: App, path: Path) -> None:
-        self.app = app
+    """The control socket server: answers from ``status``."""
+
+    def __init__(self, status: Status, path: Path) -> None:
+        self.status = status
         self.path = path
         self._server: asyncio.AbstractServer | None = None
 
@@ -190,7 +167,7 @@ class ControlServer:
             try:
                 req = json.loads(line or b"{}")
                 resp = (
-                    answer(self.app, req)
+                    answer(self.status, req)
                     if isinstance(req, dict)
                     else {"error": "expected an object"}
                 )

@@ -15,34 +15,35 @@ import logging
 import sys
 import time
 from collections import OrderedDict, deque
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
 from rich.text import Text
 
-from ..router import HELD, RouteEvent
-
-if TYPE_CHECKING:
-    from ..app import App
+from ..status import HELD, RouteChange, RouteFilter, Status
 
 COLOUR = {"valid": "green", "invalid": "red", "not-found": "yellow"}
 RECENT = 2000
 
 
 class LiveDisplay:
+    """The live table over a :class:`Status` view; ``on_quit`` is called for the ``q`` key."""
+
     def __init__(
         self,
-        app: App,
+        status: Status,
         *,
+        on_quit: Callable[[], None] | None = None,
         state_filter: str | None = None,
         prefix_filter: str = "",
         neighbor_filter: str = "",
     ) -> None:
-        self.app = app
+        self.status = status
+        self.on_quit = on_quit
         self.console = Console()
-        self.recent: OrderedDict[tuple[str, str], object] = OrderedDict()
+        self.recent: OrderedDict[tuple[str, str], RouteChange] = OrderedDict()
         self.log: deque[str] = deque(maxlen=8)
         self.state_filter = state_filter
         self.prefix_filter = prefix_filter
@@ -54,22 +55,21 @@ class LiveDisplay:
         self._advance: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._term = None
-        app.core.listeners.append(self._on_core)
+        status.on_route_change(self._on_change)
 
     # ---- input -------------------------------------------------------------------------------
 
-    def _on_core(self, ev) -> None:
-        if isinstance(ev, RouteEvent):
-            key = (ev.route.peer.address, ev.route.prefix)
-            self.recent.pop(key, None)
-            self.recent[key] = ev
-            if len(self.recent) > RECENT:
-                self.recent.popitem(last=False)
-            if ev.kind == "state":
-                self.log.append(
-                    f"{time.strftime('%H:%M:%S')} {ev.route.prefix} "
-                    f"AS{ev.route.origin}: {ev.old_state} -> {ev.route.state}"
-                )
+    def _on_change(self, ch: RouteChange) -> None:
+        key = (ch.neighbor, ch.prefix)
+        self.recent.pop(key, None)
+        self.recent[key] = ch
+        if len(self.recent) > RECENT:
+            self.recent.popitem(last=False)
+        if ch.kind == "state":
+            self.log.append(
+                f"{time.strftime('%H:%M:%S')} {ch.prefix} "
+                f"AS{ch.origin}: {ch.old_state} -> {ch.state}"
+            )
 
     def narrate(self, text: str) -> None:
         """Lab narration shown above the tables (the current step and its explanation)."""
@@ -102,8 +102,8 @@ class LiveDisplay:
             ch = sys.stdin.read(1)
             if ch in " \n\r" and self._advance is not None:
                 self._advance.set()
-            elif ch == "q":
-                self.app._stop.set()
+            elif ch == "q" and self.on_quit is not None:
+                self.on_quit()
             elif ch in "avind":
                 self.state_filter = {
                     "a": None,
@@ -241,29 +241,26 @@ class LiveDisplay:
     def _rpki_lines(self, width: int, titled: bool) -> list:
         now = time.time()
         rows = []
-        for src in self.app.sources:
-            sess = src.client.session
-            info = sess.info()
-            c = self.app.store.counts(src.name)
+        for src in self.status.rpki():
             ago = f"{now - src.last_update:.0f} s ago" if src.last_update else "-"
-            exp = f"{info.expires_in:.0f} s" if info.expires_in is not None else "-"
+            exp = f"{src.expires_in:.0f} s" if src.expires_in is not None else "-"
             # disconnected while the cache is away (data kept); standby while a more
             # preferred cache serves; the records received so far while a sync runs
-            state = info.state if src.client.enabled else "standby"
+            state = src.state if src.enabled else "standby"
             if state == "receiving":
-                state = f"receiving {sess.pending_records:,}"
+                state = f"receiving {src.pending_records:,}"
             rows.append(
                 [
                     src.name,
                     Text(state, style="green" if state == "established" else "yellow"),
-                    f"v{info.version}",
-                    str(info.serial if info.serial is not None else "-"),
-                    f"{c['vrps_v4']:,}/{c['vrps_v6']:,}",
-                    f"{c['aspas']:,}",
+                    f"v{src.version}",
+                    str(src.serial if src.serial is not None else "-"),
+                    f"{src.vrps_v4:,}/{src.vrps_v6:,}",
+                    f"{src.aspas:,}",
                     exp,
                     ago,
-                    f"{src.client.host}:{src.client.port}",
-                    str(info.session_id if info.session_id is not None else "-"),
+                    src.cache,
+                    str(src.session_id if src.session_id is not None else "-"),
                 ]
             )
         cols = [
@@ -285,23 +282,22 @@ class LiveDisplay:
 
     def _neighbor_lines(self, width: int, titled: bool) -> list:
         rows = []
-        for p in self.app.core.peers.values():
-            c = p.counts()
+        for n in self.status.neighbors():
             rows.append(
                 [
-                    p.address,
-                    str(p.config.asn),
-                    Text(p.state, style="green" if p.up else "red"),
-                    str(c["received"]),
-                    str(c["accepted"]),
-                    Text(str(c["dropped"]), style="red" if c["dropped"] else ""),
-                    str(c["invalid"]),
-                    str(len(p.adj_out)),
-                    str(c["valid"]),
-                    str(c["not-found"]),
-                    p.config.role,
-                    p.config.policy,
-                    p.config.description or "",
+                    n.address,
+                    str(n.asn),
+                    Text(n.state, style="green" if n.up else "red"),
+                    str(n.received),
+                    str(n.accepted),
+                    Text(str(n.dropped), style="red" if n.dropped else ""),
+                    str(n.invalid),
+                    str(n.advertised),
+                    str(n.valid),
+                    str(n.not_found),
+                    n.role,
+                    n.policy,
+                    n.description,
                 ]
             )
         cols = [
@@ -321,7 +317,7 @@ class LiveDisplay:
         ]
         out = tabulate(cols, rows, width)
         if titled:
-            out.insert(0, Text(f"BGP neighbors of AS{self.app.config.asn}", style="bold"))
+            out.insert(0, Text(f"BGP neighbors of AS{self.status.asn}", style="bold"))
         return out
 
     def _route_lines(self, width: int, budget: int) -> list:
@@ -334,40 +330,35 @@ class LiveDisplay:
         title.no_wrap, title.overflow = True, "ellipsis"
         rows: list[list] = []
         reasons: list[str] = []
-        for (_peer, _prefix), ev in reversed(self.recent.items()):
+        flt = RouteFilter(state=f or "", neighbor=self.neighbor_filter, prefix=self.prefix_filter)
+        for ch in reversed(self.recent.values()):
             if len(rows) >= budget:
                 break
-            r = ev.route  # type: ignore[attr-defined]
-            gone = ev.kind in ("withdrawn", "flushed")  # type: ignore[attr-defined]
-            if f == "dropped" and (r.accepted or gone):
+            if (f == "dropped" and ch.gone) or not flt.match(ch.route):
                 continue
-            if f and f != "dropped" and r.state != f:
-                continue
-            if self.prefix_filter and self.prefix_filter not in r.prefix:
-                continue
-            if self.neighbor_filter and self.neighbor_filter != r.peer.address:
-                continue
+            r = self.status.route_view(ch.route)
             colour = COLOUR[r.state]
             held = r.action == HELD  # start-up: nothing is advertised before RPKI synced
+            gone = ch.gone
             action = "withdrawn" if gone else ("DROPPED" if not (r.accepted or held) else r.action)
-            reason = self.app.core.verdict(r).reason
-            aspa = r.aspa_state or "-"
-            if r.aspa is not None and r.aspa.state.value == "invalid":
-                reason = f"{reason}; ASPA: {r.aspa.reason}"
+            reason = r.reason
+            aspa = r.aspa or "-"
+            if r.aspa == "invalid":
+                reason = f"{reason}; ASPA: {r.aspa_reason}"
             rows.append(
                 [
                     r.prefix,
                     "NONE" if r.origin is None else f"AS{r.origin}",
                     Text(r.state, style=colour),
                     Text(action, style="dim" if gone else ("red" if not r.accepted else colour)),
-                    r.peer.address,
+                    r.neighbor,
                     Text(
                         aspa,
                         style={"valid": "green", "invalid": "red", "unknown": "yellow"}.get(
                             aspa, "dim"
                         ),
                     ),
-                    r.attrs.path_str(),
+                    r.path,
                 ]
             )
             reasons.append(reason)

@@ -8,6 +8,7 @@ import re
 from prometheus_client import CollectorRegistry, generate_latest
 
 from rov_router.ops import metrics
+from rov_router.status import NeighborStatus, RpkiSourceStatus, Stats
 from tests.conftest import REPO
 
 DASHBOARD = REPO / "examples" / "grafana" / "rov-router-dashboard.json"
@@ -21,17 +22,19 @@ class _Fixed(metrics._Collector):
     def __init__(self) -> None:
         pass
 
-    def _snap(self) -> dict:
-        src = {"name": "s", "cache": "127.0.0.1:3323", "state": "established", "version": 2,
-               "session_id": 1, "serial": 5, "vrps": 3, "vrps_v4": 2, "vrps_v6": 1,
-               "router_keys": 0, "aspas": 1, "last_update_ago": 1.0, "last_update": 1.0,
-               "expires_in": 10.0}  # fmt: skip
-        nb = {"address": "127.0.0.2", "asn": 65001, "role": "upstream", "state": "up",
-              "received": 3, "accepted": 2, "dropped": 1, "valid": 1, "invalid": 1,
-              "not-found": 1, "advertised": 0}  # fmt: skip
-        stats = {"revalidations": 1, "revalidated_routes": 2, "revalidation_seconds": 0.1,
-                 "lines": 9, "unparsed": 0}  # fmt: skip
-        return {"rpki": [src], "neighbors": [nb], "stats": stats, "now": 2.0}
+    def _snap(self) -> metrics.Scrape:
+        src = RpkiSourceStatus(name="s", cache="127.0.0.1:3323", preference=0, connected=True,
+                               state="established", version=2, session_id=1, serial=5,
+                               refresh=3600, retry=600, expire=7200, expires_in=10.0,
+                               last_update=1.0, last_error=None, vrps=3, vrps_v4=2, vrps_v6=1,
+                               aspas=1, router_keys=0)  # fmt: skip
+        nb = NeighborStatus(address="127.0.0.2", asn=65001, role="upstream", description="",
+                            policy="drop-invalid", aspa_policy="off", state="up", reason="",
+                            since=None, received=3, accepted=2, dropped=1, valid=1, invalid=1,
+                            not_found=1, held=0, advertised=0)  # fmt: skip
+        stats = Stats(lines=9, unparsed=0, revalidations=1, revalidated_routes=2,
+                      revalidation_seconds=0.1)  # fmt: skip
+        return metrics.Scrape((src,), (nb,), stats, 2.0)
 
 
 def exported() -> set[str]:
