@@ -10,11 +10,17 @@ a running router.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .router import Stats
+
+
+def _from_json(cls, d: dict):
+    """A record from its ``to_json()`` (as ``show`` receives it); unknown keys are ignored."""
+    names = {f.name for f in fields(cls)}
+    return cls(**{k.replace("-", "_"): v for k, v in d.items() if k.replace("-", "_") in names})
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +46,10 @@ class RpkiSourceStatus:
     router_keys: int
     enabled: bool = True  # False: stands by while a more preferred cache is in sync
     pending_records: int = 0  # records received so far while a sync runs
+
+    @classmethod
+    def from_json(cls, d: dict) -> RpkiSourceStatus:
+        return _from_json(cls, d)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -71,6 +81,10 @@ class NeighborStatus:
     def up(self) -> bool:
         return self.state == "up"
 
+    @classmethod
+    def from_json(cls, d: dict) -> NeighborStatus:
+        return _from_json(cls, d)
+
     def to_json(self) -> dict:
         d = asdict(self)
         d["not-found"] = d.pop("not_found")
@@ -97,6 +111,10 @@ class RouteView:
     best: bool
     received: float
     changed: float
+
+    @classmethod
+    def from_json(cls, d: dict) -> RouteView:
+        return _from_json(cls, d)
 
     def to_json(self) -> dict:
         return asdict(self)

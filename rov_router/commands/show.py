@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from ..rpki.vrp import parse_asn
+from ..status import NeighborStatus, RouteView, RpkiSourceStatus
 from ._common import CLIError, verbose_parent
 
 
@@ -66,49 +68,25 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(resp, indent=1))
         return 0
+    for line in render(args, resp):
+        print(line)
+    return 0
+
+
+def render(args, resp: dict) -> list[str]:
+    """The lines ``show`` prints for the router's answer ``resp`` to ``args.what``."""
     if args.what == "rtr":
-        for r in resp["rpki"]:
-            line = f"{r['name']}  {r['cache']}  {r['state']}  v{r['version']}"
-            if r["serial"] is not None:
-                line += (
-                    f"  session {r['session_id']}  serial {r['serial']}  {r['vrps']} VRPs "
-                    f"({r['vrps_v4']} IPv4, {r['vrps_v6']} IPv6)  {r['router_keys']} keys  "
-                    f"{r['aspas']} ASPA"
-                )
-            if r["expires_in"] is not None:
-                line += f"  expires in {r['expires_in']:.0f} s"
-            if r.get("last_error") and r["state"] != "established":
-                line += f"  ({r['last_error']})"
-            print(line)
-    elif args.what == "neighbors":
-        now = time.time()
-        for n in resp["neighbors"]:
-            since = ""
-            if n.get("since"):
-                stamp = time.strftime("%H:%M:%S", time.localtime(n["since"]))
-                since = f"since {stamp} ({_ago(now - n['since'])})"
-            print(f"{n['address']:<16} AS{n['asn']:<10} {n['role']:<11} {n['state']:<10} {since}")
-            print(
-                f"    received {n['received']}  accepted {n['accepted']}  dropped "
-                f"{n['dropped']}  (valid {n['valid']}, invalid {n['invalid']}, not-found "
-                f"{n['not-found']})  advertised {n['advertised']}"
-            )
-            if n.get("last_error"):
-                print(f"    last error: {n['last_error']}")
-    elif args.what in ("routes", "route"):
-        for r in resp["routes"]:
-            flag = "*" if r["best"] else (" " if r["accepted"] else "x")
-            origin = "NONE" if r["origin"] is None else f"AS{r['origin']}"
-            aspa = f" ASPA {r['aspa']}" if r["aspa"] else ""
-            print(
-                f"{flag} {r['prefix']:<20} {origin:<12} {r['neighbor']:<16} {r['state']:<9}"
-                f"{aspa}  {r['action']}  path {r['path']}  -- {r['reason']}"
-            )
+        return rtr_lines(RpkiSourceStatus.from_json(r) for r in resp["rpki"])
+    if args.what == "neighbors":
+        return neighbor_lines((NeighborStatus.from_json(n) for n in resp["neighbors"]), time.time())
+    if args.what in ("routes", "route"):
+        routes = [RouteView.from_json(r) for r in resp["routes"]]
+        out = route_lines(routes)
         if args.what == "routes" and resp.get("truncated"):
-            print(f"... {resp['matched']} routes matched, {len(resp['routes'])} shown (--limit)")
-        if args.what == "route" and not resp["routes"]:
-            print(f"no route for {args.prefix}")
-        if args.what == "routes" and not resp["routes"]:
+            out.append(f"... {resp['matched']} routes matched, {len(routes)} shown (--limit)")
+        if args.what == "route" and not routes:
+            out.append(f"no route for {args.prefix}")
+        if args.what == "routes" and not routes:
             what = " ".join(
                 x
                 for x in (
@@ -118,28 +96,75 @@ def run(args) -> int:
                 )
                 if x
             )
-            print(f"no {what}")
-    elif "vrps" in resp:
-        for v in resp["vrps"]:
-            print(v["vrp"])
+            out.append(f"no {what}")
+        return out
+    out = []
+    if "vrps" in resp:
+        out += [v["vrp"] for v in resp["vrps"]]
         shown, total, first = len(resp["vrps"]), resp["matched"], resp["offset"]
         of = f" of AS{args.asn}" if args.asn is not None else ""
         if not total:
-            print(f"no VRPs{of}")
+            out.append(f"no VRPs{of}")
         elif shown < total:
             nxt = first + shown
-            print(
+            out.append(
                 f"... VRPs {first + 1 if shown else first}-{nxt} of {total}{of}"
                 + (f" (next page: --offset {nxt})" if nxt < total else "")
             )
-    else:
-        print(f"VRPs covering {resp['prefix']}:")
-        for v in resp["covering"]:
-            print(f"  {v['vrp']}  (from {', '.join(v['sources'])})")
-        print(f"VRPs at or below {resp['prefix']}:")
-        for v in resp["covered"]:
-            print(f"  {v['vrp']}")
-    return 0
+        return out
+    out.append(f"VRPs covering {resp['prefix']}:")
+    out += [f"  {v['vrp']}  (from {', '.join(v['sources'])})" for v in resp["covering"]]
+    out.append(f"VRPs at or below {resp['prefix']}:")
+    out += [f"  {v['vrp']}" for v in resp["covered"]]
+    return out
+
+
+def rtr_lines(sources: Iterable[RpkiSourceStatus]) -> list[str]:
+    out = []
+    for r in sources:
+        line = f"{r.name}  {r.cache}  {r.state}  v{r.version}"
+        if r.serial is not None:
+            line += (
+                f"  session {r.session_id}  serial {r.serial}  {r.vrps} VRPs "
+                f"({r.vrps_v4} IPv4, {r.vrps_v6} IPv6)  {r.router_keys} keys  {r.aspas} ASPA"
+            )
+        if r.expires_in is not None:
+            line += f"  expires in {r.expires_in:.0f} s"
+        if r.last_error and r.state != "established":
+            line += f"  ({r.last_error})"
+        out.append(line)
+    return out
+
+
+def neighbor_lines(neighbors: Iterable[NeighborStatus], now: float) -> list[str]:
+    out = []
+    for n in neighbors:
+        since = ""
+        if n.since:
+            stamp = time.strftime("%H:%M:%S", time.localtime(n.since))
+            since = f"since {stamp} ({_ago(now - n.since)})"
+        out.append(f"{n.address:<16} AS{n.asn:<10} {n.role:<11} {n.state:<10} {since}")
+        out.append(
+            f"    received {n.received}  accepted {n.accepted}  dropped "
+            f"{n.dropped}  (valid {n.valid}, invalid {n.invalid}, not-found "
+            f"{n.not_found})  advertised {n.advertised}"
+        )
+        if n.last_error:
+            out.append(f"    last error: {n.last_error}")
+    return out
+
+
+def route_lines(routes: Iterable[RouteView]) -> list[str]:
+    out = []
+    for r in routes:
+        flag = "*" if r.best else (" " if r.accepted else "x")
+        origin = "NONE" if r.origin is None else f"AS{r.origin}"
+        aspa = f" ASPA {r.aspa}" if r.aspa else ""
+        out.append(
+            f"{flag} {r.prefix:<20} {origin:<12} {r.neighbor:<16} {r.state:<9}"
+            f"{aspa}  {r.action}  path {r.path}  -- {r.reason}"
+        )
+    return out
 
 
 def _ago(seconds: float) -> str:

@@ -149,3 +149,112 @@ def test_presenter_gate_next_pause_play():
         w.cancel()
 
     asyncio.run(main())
+
+
+# ---- outputs render from the view, without a running router ------------------------------------
+
+
+def test_show_renders_the_control_answers_built_from_the_view(tmp_path):
+    import json
+    from argparse import Namespace
+
+    from rov_router.commands import show
+    from rov_router.ops.control import answer
+
+    st, c, _ = _status(tmp_path)
+
+    def lines(what: str, **kw) -> list[str]:
+        req = {"cmd": what, **kw}
+        resp = json.loads(json.dumps(answer(st, req), default=str))  # as over the socket
+        args = Namespace(what=what, state=kw.get("state"), neighbor=kw.get("neighbor"), prefix=None)
+        return show.render(args, resp)
+
+    routes = lines("routes")
+    assert len(routes) == 3
+    for r in c.routes():
+        (line,) = [x for x in routes if f" {r.prefix} " in x]
+        flag = "x" if not r.accepted else ("*" if line.startswith("*") else " ")
+        assert line.startswith(flag) and r.state in line and line.endswith(c.verdict(r).reason)
+    assert lines("routes", state="invalid", neighbor="127.0.0.9") == [
+        "no invalid routes from 127.0.0.9"
+    ]
+    nb = lines("neighbors")
+    (i,) = [k for k, x in enumerate(nb) if x.startswith("127.0.0.2 ")]
+    assert "AS65001" in nb[i] and " up " in nb[i]
+    p2 = c.peer("127.0.0.2").counts()
+    assert nb[i + 1] == (
+        f"    received 3  accepted {p2['accepted']}  dropped {p2['dropped']}  (valid "
+        f"{p2['valid']}, invalid {p2['invalid']}, not-found {p2['not-found']})  advertised 0"
+    )
+    (rtr,) = lines("rtr")
+    assert rtr.startswith("f  127.0.0.1:1  ")
+
+
+def test_show_lines_from_constructed_records():
+    from rov_router.commands.show import neighbor_lines, route_lines, rtr_lines
+    from rov_router.status import NeighborStatus, RouteView, RpkiSourceStatus
+
+    src = RpkiSourceStatus(
+        name="rpki0", cache="127.0.0.1:3323", preference=0, connected=False, state="connecting",
+        version=2, session_id=7, serial=42, refresh=3600, retry=600, expire=7200,
+        expires_in=30.4, last_update=None, last_error="connection refused", vrps=5, vrps_v4=3,
+        vrps_v6=2, aspas=1, router_keys=0,
+    )  # fmt: skip
+    assert rtr_lines([src]) == [
+        "rpki0  127.0.0.1:3323  connecting  v2  session 7  serial 42  5 VRPs (3 IPv4, 2 IPv6)  "
+        "0 keys  1 ASPA  expires in 30 s  (connection refused)"
+    ]
+    nb = NeighborStatus(
+        address="127.0.0.2", asn=65001, role="upstream", description="", policy="drop-invalid",
+        aspa_policy="off", state="down", reason="", since=None, received=0, accepted=0,
+        dropped=0, valid=0, invalid=0, not_found=0, held=0, advertised=0,
+        last_error="NOTIFICATION cease",
+    )  # fmt: skip
+    assert neighbor_lines([nb], now=0.0) == [
+        "127.0.0.2        AS65001      upstream    down       ",
+        "    received 0  accepted 0  dropped 0  (valid 0, invalid 0, not-found 0)  advertised 0",
+        "    last error: NOTIFICATION cease",
+    ]
+    rv = RouteView(
+        prefix="192.0.2.0/24", origin=None, path="65001 {64496}", neighbor="127.0.0.2",
+        next_hop="127.0.0.2", state="not-found", reason="why", aspa="unknown", aspa_reason=None,
+        action="accept", accepted=True, local_pref=100, best=True, received=0.0, changed=0.0,
+    )  # fmt: skip
+    assert route_lines([rv]) == [
+        "* 192.0.2.0/24         NONE         127.0.0.2        not-found ASPA unknown  accept  "
+        "path 65001 {64496}  -- why"
+    ]
+
+
+def test_live_table_renders_from_the_view_and_quits_through_its_callback(tmp_path, monkeypatch):
+    import io
+    import sys
+
+    from rich.console import Console
+
+    from rov_router.ui.live import LiveDisplay
+
+    c, store = core(tmp_path)
+    client = RTRClient("127.0.0.1", 1, store, source="f")
+    st = Status(c, store, [Source("f", client)], clock=lambda: 1000.0)
+    quit_calls: list[int] = []
+    live = LiveDisplay(st, on_quit=lambda: quit_calls.append(1))
+    live.console = Console(width=200, height=40, file=io.StringIO(), record=True)
+    up(c, "127.0.0.9")
+    up(c, "127.0.0.2")
+    c.feed_line(announce("192.0.2.0/24", [65001, 64496]))
+    c.feed_line(announce("198.51.100.0/24", [65001, 64499]))
+    c.commands()
+    live.console.print(live.render())
+    text = live.console.export_text()
+    assert "BGP neighbors of AS65000" in text and "127.0.0.1:1" in text
+    (bad,) = [r for r in c.routes() if r.prefix == "198.51.100.0/24"]
+    (row,) = [x for x in text.splitlines() if x.startswith("198.51.100.0/24")]
+    assert "invalid" in row and "DROPPED" in row and c.verdict(bad).reason[:40] in row
+    live.state_filter = "valid"
+    live.console.print(live.render())
+    text = live.console.export_text()
+    assert "192.0.2.0/24" in text and "198.51.100.0/24" not in text
+    monkeypatch.setattr(sys, "stdin", io.StringIO("q"))
+    live._key()
+    assert quit_calls == [1]
