@@ -17,9 +17,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .bgp.exabgp import rfc8097_community
-
 DEFAULT_LOCAL_PREF = 100
+
+#: RFC 8097 BGP prefix origin validation state extended community: type 0x43, sub-type 0x00,
+#: the state in the last octet
+RFC8097_STATE = {"valid": 0, "not-found": 1, "invalid": 2}
+
+
+def rfc8097_community(state: str) -> str:
+    """The RFC 8097 extended community for an origin validation state, as ExaBGP writes it."""
+    return f"0x43000000000000{RFC8097_STATE[state]:02x}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,8 +19,9 @@ from operator import attrgetter
 from .bgp import exabgp as X
 from .bgp.notify import describe, notification_text
 from .bgp.rib import RIB, PrefixEntry, Route, address_int, best_key
+from .bgp.route import Attributes
 from .config import NeighborConfig, RouterConfig
-from .policy import decide, decide_aspa
+from .policy import decide, decide_aspa, rfc8097_community
 from .rpki.aspa import ALGORITHM
 from .rpki.aspa import verify as verify_aspa
 from .rpki.store import Changes, VRPStore
@@ -175,7 +176,7 @@ class RouterCore:
         #: attribute texts rendered during one commands() run: (id(attrs), variant) -> text;
         #: the Attributes objects are kept in _text_attrs so their ids stay unique meanwhile
         self._texts: dict[tuple, str] = {}
-        self._text_attrs: list[X.Attributes] = []
+        self._text_attrs: list[Attributes] = []
         self._path_ases: dict[int, frozenset[int]] = {}  # id(attrs) -> the ASes of its path
         self.texts_rendered = 0
         #: set (e.g. from a signal handler) to abandon long work at the next slice
@@ -588,7 +589,7 @@ class RouterCore:
         ext: tuple[str, ...] = ()
         if best.tag is not None:
             if ibgp:  # RFC 8097: the validation state extended community stays inside the AS
-                ext = (X.rfc8097_community(best.tag),)
+                ext = (rfc8097_community(best.tag),)
             else:
                 tc = best.peer.config.tag_communities
                 c = tc[best.tag] if tc else (las, 0, TAG_VALUE[best.tag])

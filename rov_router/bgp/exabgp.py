@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from ipaddress import ip_address
 from typing import Any
 
-from ..rpki.validate import origin_from_path
+from .route import Attributes
 
 try:
     import orjson
@@ -41,61 +41,6 @@ SEGMENT_KINDS = {
     "confed-sequence": "confed-sequence",
     "confed-set": "confed-set",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Attributes:
-    """Path attributes shared by all prefixes of one UPDATE (one object per UPDATE)."""
-
-    next_hop: str
-    origin: str = "igp"  # igp | egp | incomplete
-    as_path: tuple[tuple[str, tuple[int, ...]], ...] = ()  # (kind, asns) segments in order
-    med: int | None = None
-    local_pref: int | None = None
-    communities: tuple[tuple[int, int], ...] = ()
-    large_communities: tuple[tuple[int, int, int], ...] = ()
-    extended_communities: tuple[int, ...] = ()  # 8-octet values, as received
-    atomic_aggregate: bool = False
-    aggregator: str | None = None
-    otc: int | None = None  # RFC 9234 Only To Customer, if ExaBGP reports it
-    other: tuple[tuple[str, str], ...] = ()  # attributes we pass over (name, text)
-    #: unknown optional transitive attributes (code, flags as received with Partial set, 0xHEX)
-    generic: tuple[tuple[int, int, str], ...] = ()
-
-    def origin_as(self, local_as: int | None = None) -> int | None:
-        """RFC 6811 §2 origin: last AS of a final AS_SEQUENCE; ``local_as`` for an empty path
-        or a final confederation segment; None (NONE) for a final AS_SET."""
-        return origin_from_path(self.as_path, local_as)
-
-    @property
-    def path_length(self) -> int:
-        """Best-path length: each AS in a sequence counts 1, an AS_SET counts 1 (RFC 4271
-        9.1.2.2), confederation segments count 0."""
-        n = 0
-        for kind, asns in self.as_path:
-            if kind == "sequence":
-                n += len(asns)
-            elif kind == "set":
-                n += 1
-        return n
-
-    @property
-    def flat_path(self) -> tuple[int, ...]:
-        out: list[int] = []
-        for _kind, asns in self.as_path:
-            out.extend(asns)
-        return tuple(out)
-
-    def path_str(self) -> str:
-        parts = []
-        for kind, asns in self.as_path:
-            if kind == "sequence":
-                parts.append(" ".join(str(a) for a in asns))
-            elif kind == "set":
-                parts.append("{" + ",".join(str(a) for a in asns) + "}")
-            else:
-                parts.append("(" + " ".join(str(a) for a in asns) + ")")
-        return " ".join(p for p in parts if p)
 
 
 # ---- events ------------------------------------------------------------------------------------
@@ -434,13 +379,6 @@ def _attributes(next_hop: str, a: dict[str, Any]) -> Attributes:
 
 #: RFC 8097 BGP Prefix Origin Validation State extended community (type 0x43, subtype 0x00):
 #: non-transitive; last octet 0 valid, 1 not found, 2 invalid.
-RFC8097_STATE = {"valid": 0, "not-found": 1, "invalid": 2}
-
-
-def rfc8097_community(state: str) -> str:
-    return f"0x43000000000000{RFC8097_STATE[state]:02x}"
-
-
 #: extended community type octet bit 0x40: non-transitive across ASes (RFC 4360 §2)
 EXT_NON_TRANSITIVE = 0x40
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytricia
 
-from .exabgp import Attributes
+from .route import Attributes
 
 ORIGIN_RANK = {"igp": 0, "egp": 1, "incomplete": 2}
 STATE_RANK = {"valid": 0, "not-found": 1, "invalid": 2}

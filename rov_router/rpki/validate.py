@@ -170,23 +170,3 @@ def validate(store: VRPStore, prefix: str, origin: int | None) -> Verdict:
     """Validate ``prefix`` (e.g. ``"192.0.2.0/24"``) originated by ``origin`` (None: AS_SET)."""
     addr, plen = parse_prefix(prefix)
     return validate_route(store, addr, plen, origin)
-
-
-def origin_from_path(
-    segments: Sequence[tuple[str, Sequence[int]]], local_as: int | None = None
-) -> int | None:
-    """RFC 6811 §2 origin AS from AS_PATH segments ``[(type, [asns]), ...]``.
-
-    Types: ``"sequence"``, ``"set"``, ``"confed-sequence"``, ``"confed-set"``.  The origin is
-    the last AS of a final AS_SEQUENCE; the local AS for an empty path or a final confederation
-    segment; otherwise (a final AS_SET) None, meaning NONE.
-    """
-    segs = [s for s in segments if s[1]]
-    if not segs:
-        return local_as
-    kind, asns = segs[-1]
-    if kind == "sequence":
-        return asns[-1]
-    if kind.startswith("confed"):
-        return local_as
-    return None

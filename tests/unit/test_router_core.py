@@ -9,6 +9,7 @@ import pytest
 
 from rov_router.bgp import exabgp as X
 from rov_router.config import ConfigError, load_config
+from rov_router.policy import rfc8097_community
 from rov_router.router import RouterCore
 from rov_router.rpki.store import Update, VRPStore
 from rov_router.rpki.vrp import VRP, VRPBatch, load_vrp_file
@@ -67,7 +68,7 @@ def test_attributes_text_prepends_our_as_and_keeps_the_set():
         attrs,
         next_hop="self",
         local_as=65000,
-        extra_ext_communities=(X.rfc8097_community("invalid"),),
+        extra_ext_communities=(rfc8097_community("invalid"),),
     )
     assert "as-path [ 65000 65001 64500 ] ( 64501 64502 4200000009 )" in text
     assert "origin incomplete" in text and "atomic-aggregate" in text

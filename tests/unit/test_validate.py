@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from rov_router.bgp.route import origin_from_path
 from rov_router.rpki.store import VRPStore
-from rov_router.rpki.validate import make_checker, origin_from_path, validate
+from rov_router.rpki.validate import make_checker, validate
 from rov_router.rpki.vrp import VRP, load_vrp_file, parse_prefix
 from tests.conftest import DATA
 
