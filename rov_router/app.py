@@ -16,9 +16,10 @@ import signal
 import sys
 import tempfile
 import time
-from ipaddress import ip_address
 from pathlib import Path
 
+from .app_reload import ConfigReload
+from .app_rpki import RPKISide, RPKISource
 from .bgp.speaker import (
     BridgeEnd,
     ExaBGP,
@@ -28,23 +29,17 @@ from .bgp.speaker import (
     exabgp_version,
     local_address_for,
 )
-from .config import ConfigError, RouterConfig, RPKISourceConfig, load_config
+from .config import RouterConfig
 from .ops.statefile import state_document, write_state_file
 from .procs import terminal_gone
 from .router import RouterCore, Stopping
 from .rpki.store import VRPStore
 from .rtr import session as S
-from .rtr.cache import CacheState
-from .rtr.client import Applied, RTRClient, RTRManager
-from .rtr.server import FileCache, FileSource, RTRServer
+from .rtr.client import Applied, RTRManager
 from .status import Status, Summary
 from .ui.events import EventPrinter
 
 log = logging.getLogger("rov_router.app")
-
-
-def ip_key(address: str) -> str:
-    return str(ip_address(address))
 
 
 #: test hook (ROV_ROUTER_DEBUG_STALL=SECONDS): the first UPDATE blocks the loop that long, to
@@ -52,32 +47,9 @@ def ip_key(address: str) -> str:
 _DEBUG_STALL = float(os.environ.get("ROV_ROUTER_DEBUG_STALL", "0") or 0)
 
 
-class RPKISource:
-    """One configured RPKI source: an RTR client, plus the embedded cache when it serves a file."""
+class App(RPKISide, ConfigReload):
+    """``rov-router run``: everything wired into one asyncio loop."""
 
-    def __init__(
-        self,
-        name: str,
-        client: RTRClient,
-        cache: CacheState | None = None,
-        server: RTRServer | None = None,
-        files: FileCache | None = None,
-    ) -> None:
-        self.name = name
-        self.client = client
-        self.cache = cache
-        self.server = server
-        self.files = files
-        self.last_update: float | None = None
-        self.synced = False  # has had one complete update (End of Data) since start
-        self.config: RPKISourceConfig | None = None
-
-    @property
-    def preference(self) -> int:
-        return self.client.preference
-
-
-class App:
     def __init__(
         self,
         config: RouterConfig,
@@ -197,131 +169,6 @@ class App:
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
-    async def _start_rpki(self) -> None:
-        for i, src in enumerate(self.config.rpki):
-            self.sources.append(await self._make_source(src.name or f"rpki{i}", src))
-        self.rtr = RTRManager(
-            self.store, [s.client for s in self.sources], on_switch=self._on_switch
-        )
-        self._rtr_task = asyncio.ensure_future(self.rtr.run())
-
-    async def _make_source(self, name: str, src: RPKISourceConfig) -> RPKISource:
-        """One configured RPKI source: its RTR client (not started), and for a VRP file the
-        embedded cache serving it."""
-        if src.vrps is not None:
-            cache = CacheState(refresh=src.refresh, retry=src.retry, expire=src.expire)
-            files = FileCache(
-                cache,
-                FileSource(src.vrps, src.slurm, "auto", src.ignore_expires),
-                poll=0.5,
-                max_shrink=src.max_shrink,
-                on_reload=lambda lvl, msg, n=name: self._print(
-                    {"event": "cache", "source": n, "level": lvl, "message": msg}
-                ),
-            )
-            files.reload(force=True)
-            if not cache.has_data:
-                raise RuntimeError(f"RPKI source {name}: {files.last_error}")
-            server = RTRServer(cache, "127.0.0.1", 0, notify_interval=1.0, on_event=lambda ev: None)
-            await server.start()
-            files.start_watching()
-            host, port = "127.0.0.1", server.port
-        else:
-            assert src.cache is not None
-            cache = server = files = None
-            host, port = src.cache
-        holder: list[RPKISource] = []
-        client = RTRClient(
-            host,
-            port,
-            self.store,
-            source=name,
-            max_version=src.version,
-            min_version=src.min_version,
-            min_expire=src.min_expire,
-            max_records=src.max_records,
-            max_backoff=5.0,
-            on_event=lambda ev, h=holder: self._on_rtr_event(h[0], ev),
-            transport=src.transport_options() if src.cache is not None else None,
-        )
-        client.preference = src.preference
-        rs = RPKISource(name, client, cache, server, files)
-        rs.config = src
-        holder.append(rs)
-        return rs
-
-    async def _close_source(self, src: RPKISource) -> None:
-        if src.files is not None:
-            await src.files.stop()
-        if src.server is not None:
-            await src.server.close()
-
-    # ---- start-up hold: no route leaves before RPKI has synced once ---------------------------
-
-    def _start_hold(self) -> None:
-        if not self.config.rpki or self.config.rpki_wait <= 0:
-            return
-        self.core.hold()
-        self._hold_task = asyncio.ensure_future(self._hold_timeout(self.config.rpki_wait))
-        self._print(
-            {
-                "event": "rpki_wait",
-                "seconds": self.config.rpki_wait,
-                "message": f"routes are held (waiting for RPKI) until every RPKI source has "
-                f"synced once, at most {self.config.rpki_wait} s",
-            }
-        )
-
-    def _rpki_ready(self) -> bool:
-        """Every source has synced once, or stands by because a more preferred one is in sync."""
-        return all(s.synced or not s.client.enabled for s in self.sources) and any(
-            s.synced for s in self.sources
-        )
-
-    def _check_rpki_ready(self) -> None:
-        if self.core.held and self._rpki_ready():
-            self._release(f"RPKI synced ({', '.join(s.name for s in self.sources if s.synced)})")
-
-    def _release(self, why: str, level: str = "info") -> None:
-        n = self.core.release()
-        if self._hold_task is not None and self._hold_task is not asyncio.current_task():
-            self._hold_task.cancel()
-        self._hold_task = None
-        self._schedule_flush()
-        self._print(
-            {
-                "event": "rpki_ready",
-                "level": level,
-                "released": n,
-                "message": f"{why}: {n} held routes evaluated and advertised per policy",
-            }
-        )
-
-    async def _hold_timeout(self, seconds: float) -> None:
-        loop = asyncio.get_running_loop()
-        end = loop.time() + seconds
-        while self.core.held and loop.time() < end:
-            await asyncio.sleep(0.2)
-            self._check_rpki_ready()  # a standby switch can complete readiness too
-        if self.core.held:
-            missing = ", ".join(s.name for s in self.sources if not s.synced and s.client.enabled)
-            self._release(
-                f"WARNING: RPKI not synced after {seconds:g} s (no data yet from {missing}); "
-                "routes released with the RPKI data held now",
-                "warning",
-            )
-
-    def _on_switch(self, client: RTRClient, enabled: bool) -> None:
-        what = "takes over" if enabled else "stands by (a more preferred cache is in sync)"
-        self._print(
-            {
-                "event": "rpki_switch",
-                "source": client.source,
-                "enabled": enabled,
-                "message": f"RPKI {client.source} (preference {client.preference}) {what}",
-            }
-        )
-
     def _speaker_spec(self, sock: Path) -> SpeakerSpec:
         cfg = self.config
         listen = cfg.listen.split()
@@ -402,124 +249,6 @@ class App:
         """Remove our private /tmp/rov-router-XXXX directory (idempotent; every exit path)."""
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
-
-    # ---- configuration reload (SIGHUP), as BIRD's 'configure' --------------------------------
-
-    #: [router] / [exabgp] keys a reload cannot change (the BGP identity and listeners)
-    RESTART_ONLY = ("asn", "router_id", "listen", "port", "exabgp", "socket")
-
-    def request_reload(self) -> None:
-        """SIGHUP: reload the configuration file (one reload at a time, in order)."""
-        if self._reload_task is None or self._reload_task.done():
-            self._reload_task = asyncio.ensure_future(self.reload())
-        else:
-            self._reload_again = True
-
-    async def reload(self) -> bool:
-        """Re-read the configuration file and apply it without touching what did not change:
-        neighbors added / removed / re-created (session settings changed), policies
-        re-evaluated in place, RPKI sources added / removed.  A file with errors, or one that
-        changes a restart-only key, is refused and the running configuration kept."""
-        while True:
-            self._reload_again = False
-            ok = await self._reload_once()
-            if not self._reload_again:
-                return ok
-
-    async def _reload_once(self) -> bool:
-        path = self.config.path
-
-        def refuse(why: str) -> bool:
-            self._print(
-                {
-                    "event": "reload",
-                    "ok": False,
-                    "level": "error",
-                    "message": f"configuration NOT reloaded, the running one is kept: {why}",
-                }
-            )
-            return False
-
-        try:
-            new = load_config(path)
-        except ConfigError as e:
-            return refuse(str(e))
-        for key in self.RESTART_ONLY:
-            if getattr(new, key) != getattr(self.config, key):
-                return refuse(
-                    f"{path}: {key} changed ({getattr(self.config, key)} -> "
-                    f"{getattr(new, key)}): that needs a restart"
-                )
-        # settings of the process itself (and their command-line overrides) stay as started
-        new.control_socket, new.metrics = self.config.control_socket, self.config.metrics
-        new.display = self.config.display
-        added_sources: list[tuple[RPKISourceConfig, RPKISource]] = []
-        running = [s.config for s in self.sources]
-        for src in new.rpki:
-            if src in running:
-                continue
-            try:
-                added_sources.append((src, await self._make_source(src.name, src)))
-            except (RuntimeError, OSError) as e:
-                for _c, rs in added_sources:
-                    await self._close_source(rs)
-                return refuse(str(e))
-        sock = self.config.socket or (self.workdir / "exabgp.sock")
-        old_specs = {ip_key(ps.address): ps for ps in self._speaker_spec(sock).peers}
-        old_config, self.config = self.config, new
-        new_spec = self._speaker_spec(sock)
-        restart = [
-            ip_key(ps.address)
-            for ps in new_spec.peers
-            if ip_key(ps.address) in old_specs and old_specs[ip_key(ps.address)] != ps
-        ]
-        done = self.core.reconfigure(new, restart)
-        # RPKI sources: the removed ones stop and their data goes; the added ones start
-        removed = [s for s in self.sources if s.config not in new.rpki]
-        for src in removed:
-            self.sources.remove(src)
-            if self.rtr is not None:
-                await self.rtr.remove(src.client)
-            await self._close_source(src)
-            self.core.on_vrp_changes(self.store.flush(src.name))
-        for _cfg, rs in added_sources:
-            self.sources.append(rs)
-            if self.rtr is not None:
-                self.rtr.add(rs.client)
-        if self.exabgp is not None and (done["added"] or done["removed"] or restart):
-            self.exabgp.reconfigure(new_spec)
-        self._schedule_flush()
-        parts = [f"{k} {', '.join(v)}" for k, v in done.items() if v]
-        parts += [f"RPKI source removed: {s.name}" for s in removed]
-        parts += [f"RPKI source added: {rs.name}" for _c, rs in added_sources]
-        if new.prefer_valid != old_config.prefer_valid:
-            parts.append(f"prefer_valid {new.prefer_valid}")
-        if new.depref_local_pref != old_config.depref_local_pref:
-            parts.append(f"depref_local_pref {new.depref_local_pref}")
-        external = (
-            "; reload your own ExaBGP for the neighbor changes"
-            if self.exabgp is None and (done["added"] or done["removed"] or restart)
-            else ""
-        )
-        self._print(
-            {
-                "event": "reload",
-                "ok": True,
-                **done,
-                "rpki_removed": [s.name for s in removed],
-                "rpki_added": [rs.name for _c, rs in added_sources],
-                "message": f"configuration reloaded from {path}: "
-                + ("; ".join(parts) if parts else "no change")
-                + external,
-            }
-        )
-        return True
-
-    def confirm_reloads(self) -> None:
-        """SIGUSR2: apply VRP file reloads held back by the shrink guard."""
-        for src in self.sources:
-            if src.files is not None and src.files.held is not None:
-                src.files.confirm()
 
     def request_stop(self) -> None:
         self._stop.set()

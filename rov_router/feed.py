@@ -1,21 +1,100 @@
-"""The change feed of the status view: a bounded, numbered log of what changed (so a reader
-can ask "what happened since N"), running totals that stay cheap on a full table, and a
-bounded time series of VRP counts and route states.  The web view reads it."""
+"""Following changes for the status view: :class:`RouteChange` / :func:`follow_routes` /
+:func:`follow_neighbors` for outputs that react to each change (the event printer, the live
+table), and the change feed, a bounded, numbered log of what changed (so a reader can ask
+"what happened since N"), running totals that stay cheap on a full table, and a bounded time
+series of VRP counts and route states (the web view reads it)."""
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from .router import PeerEvent as _PeerEvent
 from .router import RouteEvent as _RouteEvent
+from .view import RouteChangeView
 
 if TYPE_CHECKING:
     from .router import RouterCore
     from .rpki.store import Changes, VRPStore
     from .view import RouteCounts
+
+
+class RouteChange(NamedTuple):
+    """A route changed: ``kind`` new | state | withdrawn | flushed, ``old_state`` its origin
+    validation state before (a state change).  ``route`` is a handle for
+    :meth:`rov_router.status.Status.route_view` and :meth:`RouteFilter.match` (read its current view there)."""
+
+    kind: str
+    neighbor: str
+    prefix: str
+    origin: int | None
+    old_state: str | None
+    state: str  # at the time of the change
+    route: Any
+
+    @property
+    def gone(self) -> bool:
+        return self.kind in ("withdrawn", "flushed")
+
+
+def follow_routes(core: RouterCore, fn: Callable[[RouteChange], None]) -> None:
+    """``fn(change)`` after every route change of ``core``."""
+
+    def listener(ev) -> None:
+        if ev.__class__ is _RouteEvent:
+            r = ev.route
+            fn(RouteChange(ev.kind, r.peer.address, r.prefix, r.origin, ev.old_state, r.state, r))
+
+    core.listeners.append(listener)
+
+
+def follow_neighbors(core: RouterCore, fn: Callable[[str, str, str], None]) -> None:
+    """``fn(neighbor, state, reason)`` when a BGP session of ``core`` changes state."""
+
+    def listener(ev) -> None:
+        if ev.__class__ is _PeerEvent:
+            fn(ev.peer, ev.state, ev.reason)
+
+    core.listeners.append(listener)
+
+
+class ChangeViews:
+    """Views of route changes, cheap enough for every route of a full table: the reason of a
+    not-found route needs no lookup, the AS path text is shared by the routes of one UPDATE."""
+
+    def __init__(self, core: RouterCore) -> None:
+        self.core = core
+        self._attrs: object = None
+        self._path = ""
+
+    def view(self, ch: RouteChange) -> RouteChangeView:
+        r = ch.route
+        if r.state == "not-found" and r.origin is not None:
+            reason = f"no VRP covers {r.prefix}"
+        else:
+            reason = self.core.verdict(r).reason
+        if r.attrs is not self._attrs:
+            self._attrs, self._path = r.attrs, r.attrs.path_str()
+        a = r.aspa
+        return RouteChangeView(
+            kind=ch.kind,
+            prefix=r.prefix,
+            origin=r.origin,
+            path=self._path,
+            neighbor=ch.neighbor,
+            old_state=ch.old_state,
+            state=r.state,
+            aspa=a.state.value if a is not None else None,
+            aspa_reason=a.reason if a is not None else None,
+            action=r.action,
+            accepted=r.accepted,
+            reason=reason,
+        )
+
+
+# ---- the change feed ----------------------------------------------------------------------------
 
 
 class Viewed(Protocol):

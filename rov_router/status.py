@@ -14,10 +14,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .feed import FeedEvent, StatusFeed
-from .router import HELD, PeerEvent, RouteEvent, Stats
+from .feed import ChangeViews, FeedEvent, RouteChange, StatusFeed, follow_neighbors, follow_routes
+from .router import HELD, Stats
 from .rpki.vrp import parse_prefix
 from .view import (
     LabStepView,
@@ -78,24 +78,6 @@ class SourceLike(Protocol):
 
     @property
     def preference(self) -> int: ...
-
-
-class RouteChange(NamedTuple):
-    """A route changed: ``kind`` new | state | withdrawn | flushed, ``old_state`` its origin
-    validation state before (a state change).  ``route`` is a handle for
-    :meth:`Status.route_view` and :meth:`RouteFilter.match` (read its current view there)."""
-
-    kind: str
-    neighbor: str
-    prefix: str
-    origin: int | None
-    old_state: str | None
-    state: str  # at the time of the change
-    route: Any
-
-    @property
-    def gone(self) -> bool:
-        return self.kind in ("withdrawn", "flushed")
 
 
 # ---- building the view ---------------------------------------------------------------------------
@@ -296,8 +278,7 @@ class Status:
         self.started = started if started is not None else clock()
         self.clock = clock
         self.feed = StatusFeed(self)
-        self._path_attrs: object = None  # change_view(): the last AS path rendered
-        self._path_text = ""
+        self._changes = ChangeViews(core)
         #: set by the lab runner: the scenario's timeline and its ASes
         self.lab: LabView | None = None
         self.topology: list[TopologyNode] | None = None
@@ -404,55 +385,17 @@ class Status:
         return [VRPView(v.prefix, v.maxlen, v.asn) for v in self.store.covered(addr, plen)]
 
     def change_view(self, ch: RouteChange) -> RouteChangeView:
-        """The view of a route change, cheap enough for every route of a full table: the
-        reason of a not-found route needs no lookup, the AS path text is shared by the routes
-        of one UPDATE."""
-        r = ch.route
-        if r.state == "not-found" and r.origin is not None:
-            reason = f"no VRP covers {r.prefix}"
-        else:
-            reason = self.core.verdict(r).reason
-        if r.attrs is not self._path_attrs:
-            self._path_attrs, self._path_text = r.attrs, r.attrs.path_str()
-        a = r.aspa
-        return RouteChangeView(
-            kind=ch.kind,
-            prefix=r.prefix,
-            origin=r.origin,
-            path=self._path_text,
-            neighbor=ch.neighbor,
-            old_state=ch.old_state,
-            state=r.state,
-            aspa=a.state.value if a is not None else None,
-            aspa_reason=a.reason if a is not None else None,
-            action=r.action,
-            accepted=r.accepted,
-            reason=reason,
-        )
+        """The view of a route change, cheap enough for every route of a full table."""
+        return self._changes.view(ch)
 
     def on_neighbor_change(self, fn: Callable[[str, str, str], None]) -> None:
         """``fn(neighbor, state, reason)`` when a BGP session changes state."""
-
-        def listener(ev) -> None:
-            if ev.__class__ is PeerEvent:
-                fn(ev.peer, ev.state, ev.reason)
-
-        self.core.listeners.append(listener)
+        follow_neighbors(self.core, fn)
 
     def on_route_change(self, fn: Callable[[RouteChange], None]) -> None:
         """``fn(change)`` after every route change; keep it cheap, a full table makes hundreds
         of thousands of them."""
-
-        def listener(ev) -> None:
-            if ev.__class__ is RouteEvent:
-                r = ev.route
-                fn(
-                    RouteChange(
-                        ev.kind, r.peer.address, r.prefix, r.origin, ev.old_state, r.state, r
-                    )
-                )
-
-        self.core.listeners.append(listener)
+        follow_routes(self.core, fn)
 
     def routes(
         self, flt: RouteFilter | None = None, limit: int = 200

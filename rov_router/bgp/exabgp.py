@@ -377,8 +377,8 @@ def _attributes(next_hop: str, a: dict[str, Any]) -> Attributes:
 
 # ---- commands ----------------------------------------------------------------------------------
 
-#: RFC 8097 BGP Prefix Origin Validation State extended community (type 0x43, subtype 0x00):
-#: non-transitive; last octet 0 valid, 1 not found, 2 invalid.
+#: extended community type 0x43: RFC 8097 origin validation state (policy.rfc8097_community)
+RFC8097_TYPE = 0x43
 #: extended community type octet bit 0x40: non-transitive across ASes (RFC 4360 §2)
 EXT_NON_TRANSITIVE = 0x40
 
@@ -445,7 +445,8 @@ def attributes_text(
     ext = [
         f"0x{v:016x}"
         for v in attrs.extended_communities
-        if not (ebgp and (v >> 56) & EXT_NON_TRANSITIVE) and not (strip_rfc8097 and v >> 56 == 0x43)
+        if not (ebgp and (v >> 56) & EXT_NON_TRANSITIVE)
+        and not (strip_rfc8097 and v >> 56 == RFC8097_TYPE)
     ]
     ext += [x for x in extra_ext_communities if x not in ext]
     if ext:
