@@ -4,7 +4,12 @@ The embedded RTR cache serves the scenario's ROAs and ASPA records; the router u
 in this process (127.0.0.1, its own ExaBGP); every other AS is an ExaBGP speaker on its own
 127.0.0.x address that dials the router.  Steps announce / withdraw routes, change RPKI data,
 take the cache away and bring it back; after each step the expected outcomes are checked
-(polling until they hold or a timeout passes).
+(polling until they hold or a timeout passes).  The router is read through its status view
+(``app.status``).
+
+One file of ~550 lines on purpose: the timeline, its actions, checks and narration share the
+run's state (speakers, cache, the router, the presenter gate); the MRT replay loop itself is
+:func:`rov_router.bgp.mrt.replay_plan`.
 """
 
 from __future__ import annotations
