@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..gcpause import gc_paused
 from ..rpki.slurm import Slurm, load_slurm
 from ..rpki.vrp import VRPFileError, VRPSet, load_vrp_file
 from . import pdu as P
@@ -489,6 +490,12 @@ class FileCache:
         if not force and not self._settled():
             return False
         self._settling = None
+        # the collector stays off while the new set is read and compared, and everything
+        # served afterwards is frozen out of later full passes (see rov_router.gcpause)
+        with gc_paused(freeze=True):
+            return self._reload()
+
+    def _reload(self) -> bool:
         try:
             data = self.source.load()
         except VRPFileError as e:
@@ -524,7 +531,8 @@ class FileCache:
             f"{self.source.vrps}: held-back reload confirmed by the operator "
             f"({len(data.vrps)} VRPs)",
         )
-        return self._apply(data)
+        with gc_paused(freeze=True):
+            return self._apply(data)
 
     def _apply(self, data: VRPSet) -> bool:
         first = not self.cache.has_data

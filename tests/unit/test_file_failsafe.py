@@ -147,3 +147,22 @@ def test_max_shrink_one_turns_the_guard_off(tmp_path):
     f, cache, files, _msgs, _clock = served(tmp_path, settle=0, max_shrink=1.0)
     touch(f, '{"roas": []}', 1)  # an explicit empty set: allowed when the guard is off
     assert files.reload() and cache.vrps == frozenset()
+
+
+def test_reload_keeps_the_served_set_out_of_the_collector(tmp_path):
+    """A reload builds the new set with the cyclic collector off and freezes what it serves
+    (VRP tuples are never untracked by CPython, so every full pass would walk them); the
+    collector is back on afterwards, also when the file is refused."""
+    import gc
+
+    gc.unfreeze()
+    f, cache, files, msgs, _clock = served(tmp_path)
+    assert gc.isenabled()
+    frozen = gc.get_freeze_count()
+    assert frozen >= len(cache.vrps), frozen
+    tracked = {id(o) for o in gc.get_objects()}
+    assert not any(id(v) in tracked for v in cache.vrps)
+    touch(f, "", 1)
+    assert not files.reload(force=True) and "empty" in msgs[-1][1]
+    assert gc.isenabled() and len(cache.vrps) == 37
+    gc.unfreeze()

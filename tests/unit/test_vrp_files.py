@@ -160,3 +160,65 @@ def test_routinator_json_and_aspa(tmp_path):
     s = load_vrp_file(write(tmp_path, "r.json", json.dumps(doc)))
     assert s.vrps == {VRP.parse("1.0.0.0/24", 24, 13335)}
     assert s.aspas == {64496: (64497, 64498)}
+
+
+def test_fast_and_careful_readers_agree_entry_by_entry(tmp_path):
+    """The loader reads the common rpki-client shape on a fast path and falls back to the
+    per-entry checks for anything else; both must give the same set and counts."""
+    from rov_router.rpki.vrp import _parse_roa
+
+    now = 1_700_000_000
+    common = [
+        {"prefix": "192.0.2.0/24", "maxLength": 24, "asn": 64496, "ta": "x"},
+        {"prefix": "192.0.2.0/24", "maxLength": 24, "asn": 64496},  # duplicate
+        {"prefix": "2001:db8::/32", "maxLength": 48, "asn": 0, "expires": now + 10},
+        {"prefix": "198.51.100.0/22", "maxLength": 24, "asn": 4_200_000_000, "expires": 1.5},
+        {"prefix": "0.0.0.0/0", "maxLength": 32, "asn": 1},
+        {"prefix": "::/0", "maxLength": 128, "asn": 1},
+    ]
+    odd = [  # each one valid, but off the fast path's shape
+        {"prefix": " 203.0.113.0/24", "maxLength": 24, "asn": 1},
+        {"prefix": "203.0.113.0/024", "maxLength": 24, "asn": 1},
+        {"prefix": "203.0.113.0/24", "max_length": 25, "asn": "AS7"},
+        {"prefix": "203.0.113.0/24", "asn": 8},
+        {"prefix": "203.0.113.0/24", "maxLength": "26", "asn": 9},
+        {"prefix": "2001:DB8:1::/48", "maxLength": None, "asn": 10},
+    ]
+    for roas in (common, common + odd, odd + common):
+        p = write(tmp_path, "v.json", json.dumps({"roas": roas}))
+        for ignore in (False, True):
+            s = load_vrp_file(p, now=now, ignore_expires=ignore)
+            want = [_parse_roa(str(p), i, r, now, ignore) for i, r in enumerate(roas)]
+            kept = [v for v in want if v is not None]
+            assert s.vrps == set(kept)
+            assert (s.entries, s.duplicates, s.expired) == (
+                len(kept),
+                len(kept) - len(set(kept)),
+                len(want) - len(kept),
+            )
+    # odd + common: 12 entries, one expired (expires 1.5), two duplicates (" 203..", "/024")
+    assert len(load_vrp_file(p, now=now).vrps) == 9
+
+
+@pytest.mark.parametrize(
+    "entry,reason",
+    [
+        ({"prefix": "10.0.0.1/8", "maxLength": 8, "asn": 1}, "bits set beyond /8"),
+        ({"prefix": "2001:db8::/32", "maxLength": 129, "asn": 1}, "outside 32..128"),
+        ({"prefix": "10.0.0.0/8", "maxLength": True, "asn": 1}, "whole number, got true"),
+        ({"prefix": "10.0.0.0/8", "maxLength": 8, "asn": -1}, "outside 0..4294967295"),
+        ({"prefix": "10.0.0.0/8", "maxLength": 8, "asn": 1, "expires": "soon"}, "Unix time"),
+        ({"prefix": 10, "maxLength": 8, "asn": 1}, "prefix must be a string"),
+        (["10.0.0.0/8", 8, 1], "expected an object"),
+    ],
+)
+def test_a_bad_entry_late_in_a_big_file_is_named(tmp_path, entry, reason):
+    """The fast path gives up at the first odd entry; the careful pass names it exactly."""
+    roas = [
+        {"prefix": f"10.{i >> 8}.{i & 255}.0/24", "maxLength": 24, "asn": i} for i in range(3000)
+    ]
+    roas.insert(2500, entry)
+    p = write(tmp_path, "bad.json", json.dumps({"roas": roas}))
+    with pytest.raises(VRPFileError) as e:
+        load_vrp_file(p, now=0)
+    assert "roas[2500]" in str(e.value) and reason in str(e.value), str(e.value)
