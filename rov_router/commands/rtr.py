@@ -288,7 +288,10 @@ def run(args) -> int:
             )
         )
     mgr = RTRManager(store, clients)
-    return asyncio.run(interruptible(_run_rtr(mgr, args, rep), stop=mgr.stop))
+    status = asyncio.run(interruptible(_run_rtr(mgr, args, rep), stop=mgr.stop))
+    # --once: output and files are written; the process may end without freeing the table
+    args.exit_without_teardown = args.once
+    return status
 
 
 async def _run_rtr(mgr: RTRManager, args, rep: _Reporter) -> int:

@@ -539,3 +539,39 @@ def test_routers_that_do_not_read_hold_bounded_memory_and_are_dropped():
     assert all(queries < 10 for _, queries in held), held
     assert n == len(big)
     assert status["routers"] == []  # the routers that do not read were dropped
+
+
+def test_rtr_once_exits_without_teardown_and_loses_no_output(cache_proc, tmp_path):
+    """`rtr --once` ends the process right after its output (teardown of a big table only
+    delays the caller): atexit hooks do not run, yet the synced line on a block-buffered
+    stdout (a file) and the --export file are complete, and the status is 0."""
+    f = tmp_path / "vrps.json"
+    mixed_file(f)
+    cache = cache_proc(f)
+    export = tmp_path / "out.json"
+    out = tmp_path / "stdout.txt"
+    hook = (
+        "import atexit, sys; atexit.register(lambda: print('TEARDOWN RAN', file=sys.stderr)); "
+        "from rov_router.cli import main; sys.exit(main())"
+    )
+    argv = ["rtr", "--cache", f"127.0.0.1:{cache.port}", "--once", "--json", "--export"]
+    with open(out, "wb") as fo:
+        r = subprocess.run(
+            [sys.executable, "-c", hook, *argv, str(export)],
+            stdout=fo,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    assert r.returncode == 0, r.stderr
+    assert "TEARDOWN RAN" not in r.stderr
+    (syn,) = [json.loads(x) for x in out.read_text().splitlines() if '"synced"' in x]
+    assert syn["vrps"] == 55
+    assert len(json.loads(export.read_text())["roas"]) == 55
+    # called from Python (argv given), main() returns as before and teardown runs
+    code = (
+        "import atexit, sys; atexit.register(lambda: print('TEARDOWN RAN', file=sys.stderr)); "
+        f"from rov_router.cli import main; print('rc', main({[*argv, str(export)]!r}))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "rc 0" in r.stdout and "TEARDOWN RAN" in r.stderr, r.stderr
