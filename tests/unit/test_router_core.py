@@ -260,6 +260,57 @@ def test_revalidation_flips_routes_and_downstream(tmp_path):
     ]
 
 
+def test_revalidation_evaluates_in_full_only_routes_whose_verdict_changes(tmp_path):
+    """A VRP delta redoes origin validation for every route under a changed prefix, but the
+    policy / ASPA evaluation only where the verdict moved; the outcome equals a router that
+    evaluated everything afresh with the new VRPs."""
+    c, store = core(tmp_path)
+    up(c, "127.0.0.9")
+    up(c, "127.0.0.2")
+    routes = [(f"192.0.2.{i * 16}/28", 64496 if i % 2 else 64499) for i in range(16)]
+    for prefix, origin in routes:
+        c.feed_line(announce(prefix, [65001, origin]))
+    c.commands()
+    assert sum(r.state == "invalid" for r in c.routes()) == 16  # 192.0.2.0/24-24 AS64496
+    u = Update("f", False)  # 192.0.2.0/24-28 AS64496 covers all 16: the AS64496 half valid
+    u.vrps = VRPBatch([(True, VRP.parse("192.0.2.0/24", 28, 64496))])
+    n0, e0 = c.stats.revalidated_routes, c.stats.reevaluated_routes
+    assert c.on_vrp_changes(store.apply(u)) == 16
+    assert c.stats.revalidated_routes - n0 == 16 and c.stats.reevaluated_routes - e0 == 8
+    assert len(announced(c.commands())) == 8
+    u = Update("f", False)  # a second VRP for AS64496 on a /25: no verdict changes
+    u.vrps = VRPBatch([(True, VRP.parse("192.0.2.0/25", 28, 64496))])
+    n0, e0 = c.stats.revalidated_routes, c.stats.reevaluated_routes
+    assert c.on_vrp_changes(store.apply(u)) == 8
+    assert c.stats.revalidated_routes - n0 == 8 and c.stats.reevaluated_routes - e0 == 0
+    assert c.commands() == []
+    u = Update("f", False)  # AS64499 on the upper /25: 4 routes turn valid, nothing else
+    u.vrps = VRPBatch([(True, VRP.parse("192.0.2.128/25", 28, 64499))])
+    e0 = c.stats.reevaluated_routes
+    assert c.on_vrp_changes(store.apply(u)) == 8
+    assert c.stats.reevaluated_routes - e0 == 4
+    fresh, fresh_store = core(tmp_path)
+    fresh_store.replace("f", store.iter_vrps("f"))
+    up(fresh, "127.0.0.9")
+    up(fresh, "127.0.0.2")
+    for prefix, origin in routes:
+        fresh.feed_line(announce(prefix, [65001, origin]))
+
+    def seen(x: RouterCore) -> list:
+        return sorted(
+            (r.prefix, r.state, r.accepted, r.action, r.local_pref, r.aspa_state)
+            for r in x.routes()
+        )
+
+    assert seen(c) == seen(fresh)
+    assert sum(r.state == "valid" for r in c.routes()) == 12
+    assert announced(c.commands()) == sorted(f"192.0.2.{i * 16}/28" for i in range(8, 16, 2))
+
+
+def announced(cmds: list[str]) -> list[str]:
+    return sorted(p for x in cmds if " announce " in x for p in x.split(" nlri ")[1].split())
+
+
 def test_peer_down_withdraws_its_routes_and_best_path_falls_back(tmp_path):
     extra = '\n[[neighbor]]\naddress = "127.0.0.3"\nasn = 65003\n'
     c, _ = core(tmp_path, extra=extra)
