@@ -21,6 +21,7 @@ from .bgp.notify import describe, notification_text
 from .bgp.rib import RIB, PrefixEntry, Route, address_int, best_key
 from .bgp.route import Attributes
 from .config import NeighborConfig, RouterConfig
+from .gcpause import gc_paused
 from .policy import decide, decide_aspa, rfc8097_community
 from .rpki.aspa import ALGORITHM
 from .rpki.aspa import verify as verify_aspa
@@ -403,8 +404,9 @@ class RouterCore:
             self._dirty.add((addr, plen))
             self._emit(RouteEvent(now, "new", r, old.state if old else None))
 
-    def _evaluate(self, r: Route) -> None:
-        r.state = str(self.check(r.addr, r.plen, r.origin))
+    def _evaluate(self, r: Route, state: str | None = None) -> None:
+        """Validate and decide; ``state``: the origin validation verdict, when already known."""
+        r.state = str(self.check(r.addr, r.plen, r.origin)) if state is None else state
         cfg = r.peer.config
         d = decide(cfg.policy, r.state, depref_local_pref=self.config.depref_local_pref)
         algorithm = ALGORITHM.get(cfg.role)
@@ -473,27 +475,31 @@ class RouterCore:
         n = 0
         check = self.check
         held = self.held
-        for r in rov_only:
-            if not n % SLICE:
-                self._check_stop()
-            n += 1
-            if check(r.addr, r.plen, r.origin) == r.state and (r.action == HELD) == held:
-                continue
-            self._revalidate(r, now)
-        for r in routes:
-            if not n % SLICE:
-                self._check_stop()
-            n += 1
-            self._revalidate(r, now)
+        # a revalidation allocates little, but a full GC pass in the middle of it walks every
+        # route held (hundreds of thousands of objects): the collector waits until it is done
+        with gc_paused():
+            for r in rov_only:
+                if not n % SLICE:
+                    self._check_stop()
+                n += 1
+                state = str(check(r.addr, r.plen, r.origin))
+                if state == r.state and (r.action == HELD) == held:
+                    continue
+                self._revalidate(r, now, state)
+            for r in routes:
+                if not n % SLICE:
+                    self._check_stop()
+                n += 1
+                self._revalidate(r, now)
         self.stats.revalidations += 1
         self.stats.revalidated_routes += n
         self.stats.revalidation_seconds += time.perf_counter() - t0
         return n
 
-    def _revalidate(self, r: Route, now: float) -> None:
+    def _revalidate(self, r: Route, now: float, state: str | None = None) -> None:
         self.stats.reevaluated_routes += 1
         old, old_aspa, old_acc = r.state, r.aspa_state, r.accepted
-        self._evaluate(r)
+        self._evaluate(r, state)
         if r.state != old or r.aspa_state != old_aspa or r.accepted != old_acc:
             r.changed = now
             self._dirty.add((r.addr, r.plen))
