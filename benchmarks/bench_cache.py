@@ -41,6 +41,18 @@ Also the cache process's CPU time (utime + stime from ``/proc/PID/stat``) in eac
 for reference, the same client against an in-script replay of the recorded byte stream
 (``bench_rtr_sync.ReplayServer``, which writes it in 1 MiB chunks): the floor set by the client.
 
+Reload (``--reload``: only this part; ``--quick`` runs it once, otherwise twice)
+------------------------------------------------------------------------------------
+The 424k file and a changed copy (500 of its VRPs removed, 500 new ones: prepdev prefixes with
+another origin AS, drawn with ``random.Random(SEED)``) are written once.  A fresh Python child
+(``--reload-child``) serves the first through ``FileCache`` + ``CacheState`` (``settle`` 0) and
+encodes the full v1 answer, as a serving cache has; then, alternately, the changed and the
+original file are copied over the served one and timed: ``FileCache.reload(force=True)``
+(read, parse, shrink guard, delta, serial bump, notify) plus encoding the v1 delta
+(``delta_payload``): the delta is ready for every router.  Reference in the same child: the
+file's bytes parsed by ``orjson.loads`` alone (the floor of any reader).  Target: <= 2 s.  A
+running ``rov-router cache`` adds its ``--poll`` (1 s) and ``--settle`` (0.5 s) wait before it.
+
 Targets: ours faster than StayRTR per client (reset time ratios < 1) and memory below
 StayRTR's (ratios < 1).  Exit 1 if any client got a wrong count.
 
@@ -55,6 +67,7 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import struct
 import subprocess
 import sys
@@ -379,14 +392,124 @@ def describe(res: dict) -> str:
     return ", ".join(parts)
 
 
+RELOAD_TARGET = 2.0
+RELOAD_HALF = 500
+
+
+def reload_child(first: Path, changed: Path, cur: Path, reps: int) -> int:
+    """Hidden mode: serve ``first``, then time reloads of ``changed`` / ``first`` over it."""
+    import orjson
+
+    from rov_router.rtr.cache import CacheState
+    from rov_router.rtr.server import FileCache, FileSource
+
+    shutil.copyfile(first, cur)
+    msgs: list[str] = []
+    cache = CacheState()
+    files = FileCache(cache, FileSource(cur), settle=0, on_reload=lambda _l, m: msgs.append(m))
+    t0 = time.perf_counter()
+    files.reload(force=True)
+    cache.full_payload(1)
+    out: dict = {"first": time.perf_counter() - t0, "vrps": len(cache.vrps), "runs": []}
+    for i in range(2 * reps):
+        shutil.copyfile(changed if i % 2 == 0 else first, cur)
+        before = cache.serial
+        t0 = time.perf_counter()
+        ok = files.reload(force=True)
+        t1 = time.perf_counter()
+        body = cache.delta_payload(1, before)
+        t2 = time.perf_counter()
+        out["runs"].append(
+            {
+                "reload": t1 - t0,
+                "delta": t2 - t1,
+                "total": t2 - t0,
+                "ok": ok and cache.serial != before and body is not None,
+                "bytes": len(body) if body else 0,
+                "message": msgs[-1],
+            }
+        )
+    data = cur.read_bytes()
+    t0 = time.perf_counter()
+    orjson.loads(data)
+    out["orjson"] = time.perf_counter() - t0
+    print(json.dumps(out), flush=True)
+    return 0
+
+
+def bench_reload(prepdev: Path, reps: int) -> int:
+    import random
+
+    from bench_rtr_sync import SEED
+
+    with tempfile.TemporaryDirectory(prefix="bench_cache_reload.") as td:
+        tmp = Path(td)
+        doc = load_prepdev(prepdev)
+        roas = doc["roas"]
+        first, changed = tmp / "vrps-424k.json", tmp / "vrps-424k-changed.json"
+        _dump_json(doc, first)
+        rng = random.Random(SEED)
+        drop = set(rng.sample(range(len(roas)), RELOAD_HALF))
+        held = {(r["prefix"], r["maxLength"], r["asn"]) for r in roas}
+        new: list[dict] = []
+        for r in rng.sample(roas, 4 * RELOAD_HALF):
+            asn = rng.randint(1, 64495)
+            if (r["prefix"], r["maxLength"], asn) not in held and len(new) < RELOAD_HALF:
+                held.add((r["prefix"], r["maxLength"], asn))
+                new.append({**r, "asn": asn})
+        _dump_json({**doc, "roas": [r for i, r in enumerate(roas) if i not in drop] + new}, changed)
+        print(
+            f"reload: {len(roas)} VRPs; changed copy: -{len(drop)} +{len(new)} VRPs "
+            f"({changed.stat().st_size / 1e6:.1f} MB); {reps} reload(s) each way in a fresh child",
+            flush=True,
+        )
+        argv = [sys.executable, str(Path(__file__).resolve()), "--reload-child"]
+        argv += [str(first), str(changed), str(tmp / "served.json"), str(reps)]
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+        )
+        try:
+            out, err = proc.communicate(timeout=600)
+        finally:
+            stop_child(proc)
+    try:
+        res = json.loads(out.decode().strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        print(f"bench_cache: reload child failed: {err.decode()[-800:]}")
+        return 1
+    print(f"first load + full v1 encoding: {res['first']:.2f} s ({res['vrps']} VRPs)")
+    for i, r in enumerate(res["runs"]):
+        print(
+            f"  reload {i + 1} ({'changed' if i % 2 == 0 else 'original'} file): "
+            f"FileCache.reload {r['reload']:.3f} s + delta encoding {r['delta']:.4f} s = "
+            f"{r['total']:.3f} s ({r['bytes']} bytes of v1 PDUs{'' if r['ok'] else ', NOT PUBLISHED'}): "
+            f"{r['message']}",
+            flush=True,
+        )
+    totals = [r["total"] for r in res["runs"]]
+    worst = max(totals)
+    print(
+        f"\nreload + delta published: median {statistics.median(totals):.3f} s, worst "
+        f"{worst:.3f} s  (target <= {RELOAD_TARGET:g} s: {'PASS' if worst <= RELOAD_TARGET else 'FAIL'}); "
+        f"orjson.loads of the file alone {res['orjson']:.3f} s (ratio median reload / parse "
+        f"{statistics.median(totals) / res['orjson']:.1f}x)"
+    )
+    return 0 if all(r["ok"] for r in res["runs"]) else 1
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="424k set only, 1 repetition")
     ap.add_argument("--reps", type=int, default=None, help="repetitions (default 3; --quick: 1)")
     ap.add_argument("--client-child", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    ap.add_argument("--reload", action="store_true", help="only the reload figures")
+    ap.add_argument("--reload-child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.client_child is not None:
         return client_child(args.client_child)
+    if args.reload_child is not None:
+        a, b, cur, n = args.reload_child
+        return reload_child(Path(a), Path(b), Path(cur), int(n))
 
     data = shared_data()
     prepdev = data / "vrps" / "rpki-client_ripe-prepdev_20230504.json.xz"
@@ -400,6 +523,8 @@ def main() -> int:
         print("bench_cache: SKIPPED: stayrtr is not installed (apt-get install stayrtr)")
         return 0
 
+    if args.reload:
+        return bench_reload(prepdev, 1 if args.quick else 2)
     reps = args.reps or (1 if args.quick else 3)
     sets = ["424k"] if args.quick else ["424k", "700k"]
     print(
@@ -570,11 +695,13 @@ def main() -> int:
     )
     for n in dict.fromkeys(notes):
         print(f"* {n}")
+    print("\n=== Reload of a changed 424k file ===\n", flush=True)
+    rc = bench_reload(prepdev, 1 if args.quick else 2)
     print(f"\ntotal benchmark time {time.perf_counter() - t_start:.0f} s")
     if not all_ok:
         print("bench_cache: some clients got the wrong VRP count (see above)")
         return 1
-    return 0
+    return rc
 
 
 if __name__ == "__main__":

@@ -163,9 +163,12 @@ class CacheState:
         vrps: Iterable[VRP],
         aspas: dict[int, tuple[int, ...]] | None = None,
         router_keys: Iterable[RouterKey] = (),
+        *,
+        vrps_removed: frozenset[VRP] | None = None,
     ) -> Delta | None:
         """Replace the served set.  Returns the delta (None when nothing changed; the first
-        load is not a delta: serial 0 is the first full set)."""
+        load is not a delta: serial 0 is the first full set).  ``vrps_removed``: the served
+        VRPs missing from ``vrps``, when the caller has already worked them out."""
         new_vrps = frozenset(vrps)
         new_keys = frozenset(router_keys)
         new_aspas = {c: tuple(sorted(set(p))) for c, p in (aspas or {}).items()}
@@ -187,7 +190,7 @@ class CacheState:
             self.serial,
             serial_add(self.serial, 1),
             new_vrps - self.vrps,
-            self.vrps - new_vrps,
+            self.vrps - new_vrps if vrps_removed is None else vrps_removed,
             new_keys - self.router_keys,
             self.router_keys - new_keys,
             aspa_changes,

@@ -505,8 +505,10 @@ class FileCache:
         self.last_error = None
         self.held = None
         served = len(self.cache.vrps)
+        gone: frozenset | None = None
         if self.cache.has_data and served:
-            removed = len(self.cache.vrps - data.vrps)
+            gone = self.cache.vrps - data.vrps
+            removed = len(gone)
             if removed > self.max_shrink * served:
                 self.held = data
                 self._report(
@@ -517,7 +519,7 @@ class FileCache:
                     "Fix the file, or confirm this reload with SIGUSR2",
                 )
                 return False
-        return self._apply(data)
+        return self._apply(data, gone)
 
     def confirm(self) -> bool:
         """Apply the reload held back by the shrink guard (the operator's SIGUSR2)."""
@@ -534,9 +536,9 @@ class FileCache:
         with gc_paused(freeze=True):
             return self._apply(data)
 
-    def _apply(self, data: VRPSet) -> bool:
+    def _apply(self, data: VRPSet, gone: frozenset | None = None) -> bool:
         first = not self.cache.has_data
-        delta = self.cache.set_data(data.vrps, data.aspas, data.router_keys)
+        delta = self.cache.set_data(data.vrps, data.aspas, data.router_keys, vrps_removed=gone)
         if first:
             self._report("info", f"loaded {data.summary()}; serial {self.cache.serial}")
             return True

@@ -166,3 +166,20 @@ def test_reload_keeps_the_served_set_out_of_the_collector(tmp_path):
     assert not files.reload(force=True) and "empty" in msgs[-1][1]
     assert gc.isenabled() and len(cache.vrps) == 37
     gc.unfreeze()
+
+
+def test_a_reloaded_file_publishes_exactly_its_difference(tmp_path):
+    """The reload works the withdrawn VRPs out once (for the shrink guard) and hands them to
+    the cache: the delta routers get is exactly old - new and new - old."""
+    f, cache, files, msgs, _clock = served(tmp_path)
+    old = set(cache.vrps)
+    doc = small_doc()
+    gone = doc["roas"][:3]
+    doc["roas"] = [*doc["roas"][3:], {"prefix": "203.0.113.0/24", "maxLength": 24, "asn": 7}]
+    touch(f, json.dumps(doc), 1)
+    assert files.reload(force=True)
+    new = load_vrp_file(f).vrps
+    (d,) = cache._history
+    assert d.vrps_removed == old - new and d.vrps_added == new - old
+    assert len(d.vrps_added) == 1 and 1 <= len(d.vrps_removed) <= len(gone)
+    assert cache.vrps == new and "+1 -" in msgs[-1][1]
