@@ -5,9 +5,10 @@ Each trie node is one VRP prefix; its value is a tuple ``(best, e1, e2, ...)``:
 * ``e1..en`` ("own" entries), sorted packed ints ``source << 40 | maxlen << 32 | asn``, one per
   (source, VRP) pair at exactly this prefix (RFC 8210 §10: data is tagged by source);
 * ``best``: for every origin AS that a non-AS0 VRP at this prefix *or any covering prefix*
-  authorises, the largest maxLength.  A single ASN is kept as one packed int (low 40 bits:
-  ``maxlen << 32 | asn``; most prefixes have one), several as a dict ``asn -> maxlen``, and
-  ``NO_MATCH`` (-1) when only AS0 VRPs cover the prefix.
+  authorises, the largest maxLength.  A single ASN is kept as one packed int
+  ``maxlen << 32 | asn`` without the source (most prefixes have one; the first source has id
+  0, so its entries carry no source bits and ``best`` is the entry itself), several as a dict
+  ``asn -> maxlen``, and ``NO_MATCH`` (-1) when only AS0 VRPs cover the prefix.
 
 This layout costs about 190 bytes per single-VRP prefix next to pytricia's own node.
 
@@ -31,6 +32,7 @@ import pytricia
 from .vrp import VRP, ASPARecord, RouterKey, VRPBatch, format_prefix, parse_prefix
 
 _ASN_MASK = 0xFFFFFFFF
+_LOW40 = 0xFFFFFFFFFF
 #: ``best`` of a node covered only by AS0 VRPs: matches no origin.
 NO_MATCH = -1
 #: a first load larger than this reports ``Changes.full`` instead of listing its prefixes
@@ -125,7 +127,7 @@ class VRPStore:
     def _sid(self, source: str) -> int:
         sid = self._source_ids.get(source)
         if sid is None:
-            sid = len(self._source_ids) + 1
+            sid = len(self._source_ids)  # the first source is 0: see the module docstring
             self._source_ids[source] = sid
             self._counts[sid] = SourceCounts()
             self._keys[source] = set()
@@ -149,7 +151,7 @@ class VRPStore:
                 "aspas": len(self._aspa_union),
             }
         sid = self._source_ids.get(source)
-        c = self._counts.get(sid, SourceCounts()) if sid else SourceCounts()
+        c = self._counts.get(sid, SourceCounts()) if sid is not None else SourceCounts()
         return {
             "vrps_v4": c.v4,
             "vrps_v6": c.v6,
@@ -578,7 +580,7 @@ def _insert_sorted(
             if len(group) == 1:
                 e = group[0]
                 if parent is None:
-                    insert(key, (e if e & _ASN_MASK else NO_MATCH, e))
+                    insert(key, (_untagged(e) if e & _ASN_MASK else NO_MATCH, e))
                 else:
                     insert(key, (_best((e,), parent[0]), e))
             else:
@@ -616,6 +618,11 @@ def _merge_own(own: tuple[int, ...], added: list[int], removed: list[int]) -> tu
     return own
 
 
+def _untagged(e: int) -> int:
+    """``maxlen << 32 | asn`` of an entry: the entry itself for source 0 (no copy)."""
+    return e if e <= _LOW40 else e & _LOW40
+
+
 def _best(own: tuple[int, ...], parent: Best | None) -> Best:
     """asn -> largest maxLength over non-AS0 VRPs here and above (see the module docstring)."""
     if len(own) == 1:  # the common case, kept cheap: most prefixes carry one VRP
@@ -624,13 +631,13 @@ def _best(own: tuple[int, ...], parent: Best | None) -> Best:
         if not asn:
             return parent if parent is not None else NO_MATCH
         if parent is None:
-            return e
+            return _untagged(e)
         if parent.__class__ is int:
             if parent < 0:
-                return e
+                return _untagged(e)
             pasn = parent & _ASN_MASK
             if pasn == asn:
-                return e if (e >> 32) & 0xFF >= (parent >> 32) & 0xFF else parent
+                return _untagged(e) if (e >> 32) & 0xFF >= (parent >> 32) & 0xFF else parent
             return {pasn: (parent >> 32) & 0xFF, asn: (e >> 32) & 0xFF}
         ml = (e >> 32) & 0xFF
         if parent.get(asn, -1) >= ml:  # type: ignore[union-attr]
@@ -643,7 +650,7 @@ def _best(own: tuple[int, ...], parent: Best | None) -> Best:
         return parent if parent is not None else NO_MATCH
     if parent is None or parent is NO_MATCH or parent == NO_MATCH:
         if len(mine) == 1:
-            return mine[0]
+            return _untagged(mine[0])
         acc: dict[int, int] = {}
     elif parent.__class__ is int:
         acc = {parent & _ASN_MASK: (parent >> 32) & 0xFF}

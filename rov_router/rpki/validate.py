@@ -49,8 +49,9 @@ def make_checker(
                 return NOT_FOUND
             b = node[0]
             if b.__class__ is int:
-                # one authorised origin, packed as maxlen << 32 | asn (-1: only AS0 covers)
-                if b & 0xFFFFFFFF == origin and b >= 0 and (b >> 32) & 0xFF >= plen:
+                # one authorised origin, packed as maxlen << 32 | asn; -1 (only AS0 covers)
+                # fails the second test whatever the origin
+                if b & 0xFFFFFFFF == origin and b >> 32 >= plen:
                     return VALID
                 return INVALID
             return VALID if origin is not None and b.get(origin, -1) >= plen else INVALID

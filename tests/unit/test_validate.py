@@ -75,3 +75,30 @@ def test_origin_from_path():
     assert origin_from_path([], local_as=65000) == 65000
     assert origin_from_path([("confed-sequence", [65001])], local_as=65000) == 65000
     assert origin_from_path([("set", [1, 2]), ("sequence", [7])]) == 7
+
+
+def test_checker_reads_best_without_source_bits():
+    """``best`` keeps no source bits (a second source's VRP must not read as a longer
+    maxLength), and the AS0-only marker matches no origin, not even AS4294967295."""
+    store = VRPStore()
+    store.replace("a", [VRP.parse("10.0.0.0/8", 8, 0)])
+    store.replace("b", [VRP.parse("192.0.2.0/24", 24, 64500), VRP.parse("10.1.0.0/16", 16, 0)])
+    store.replace("c", [VRP.parse("198.51.100.0/24", 25, 64501)])
+    check = make_checker(store, 4)
+    cases = [
+        ("192.0.2.0/24", 64500),
+        ("192.0.2.0/25", 64500),
+        ("192.0.2.0/24", 64501),
+        ("198.51.100.0/25", 64501),
+        ("198.51.100.0/26", 64501),
+        ("10.1.2.0/24", 4294967295),
+        ("10.2.0.0/16", 4294967295),
+        ("10.2.0.0/16", None),
+        ("203.0.113.0/24", 64500),
+    ]
+    got = [str(check(*parse_prefix(p), o)) for p, o in cases]
+    assert got == [str(validate(store, p, o).state) for p, o in cases]
+    assert got == [
+        "valid", "invalid", "invalid", "valid", "invalid",
+        "invalid", "invalid", "invalid", "not-found",
+    ]  # fmt: skip
