@@ -56,7 +56,7 @@ from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
-from .rtr.transport import (
+from .rtr.transport.options import (
     DEFAULT_PORTS,
     KINDS,
     SSH_FIELDS,
@@ -135,7 +135,7 @@ class RPKISourceConfig:
     ssh_insecure_accept_unknown_host_key: bool = False
 
     def transport_options(self) -> TransportOptions:
-        """How to reach 'cache' (:class:`rov_router.rtr.transport.TransportOptions`)."""
+        """How to reach 'cache' (:class:`rov_router.rtr.transport.options.TransportOptions`)."""
         return TransportOptions(**{f.name: getattr(self, f.name) for f in fields(TransportOptions)})
 
 

@@ -15,7 +15,7 @@ from .validate import load_store
 
 
 def add_parser(subparsers) -> None:
-    from ..rtr.transport import add_client_arguments
+    from .transport_args import add_client_arguments
 
     a = subparsers.add_parser(
         "analyze",

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 from ..rtr import pdu as P
-from ..rtr.transport import add_server_arguments, server_options_from_args
 from ._common import CLIError, fraction, hostport, rtr_version_arg, verbose_parent
+from .transport_args import add_server_arguments, server_options_from_args
 
 
 def add_parser(subparsers) -> None:

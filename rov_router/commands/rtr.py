@@ -12,7 +12,6 @@ from ..rpki.store import VRPStore
 from ..rpki.vrp import vrps_to_json
 from ..rtr import session as S
 from ..rtr.client import Applied, RTRClient, RTRManager, replay
-from ..rtr.transport import add_client_arguments, client_options_from_args
 from ._common import (
     CLIError,
     Failed,
@@ -23,6 +22,7 @@ from ._common import (
     stop_within,
     verbose_parent,
 )
+from .transport_args import add_client_arguments, client_options_from_args
 
 
 def add_parser(subparsers) -> None:

@@ -11,7 +11,6 @@ from ..rpki.store import VRPStore
 from ..rpki.validate import Verdict, validate_route
 from ..rpki.vrp import load_vrp_file, parse_asn, parse_prefix
 from ..rtr.client import RTRClient
-from ..rtr.transport import add_client_arguments, client_options_from_args
 from ._common import (
     CLIError,
     Failed,
@@ -22,6 +21,7 @@ from ._common import (
     stop_within,
     verbose_parent,
 )
+from .transport_args import add_client_arguments, client_options_from_args
 
 
 def add_parser(subparsers) -> None:

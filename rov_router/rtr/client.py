@@ -15,7 +15,8 @@ from pathlib import Path
 from ..rpki.store import Changes, UpdateError, VRPStore
 from . import session as S
 from .dump import DumpWriter, read_dump
-from .transport import TransportOptions, open_connection
+from .transport.connect import open_connection
+from .transport.options import TransportOptions
 
 log = logging.getLogger("rov_router.rtr")
 

@@ -20,7 +20,8 @@ from ..rpki.slurm import Slurm, load_slurm
 from ..rpki.vrp import VRPFileError, VRPSet, load_vrp_file
 from . import pdu as P
 from .cache import MAX_VERSION, CacheState, ServerEvent, ServerSession, new_session_id
-from .transport import SSHServerOptions, TLSServerOptions, start_listener
+from .transport.listen import start_listener
+from .transport.options import SSHServerOptions, TLSServerOptions
 
 log = logging.getLogger("rov_router.cache")
 

@@ -27,7 +27,7 @@ from rov_router.rtr import session as S
 from rov_router.rtr.cache import CacheState
 from rov_router.rtr.client import RTRClient
 from rov_router.rtr.server import RTRServer
-from rov_router.rtr.transport import SSHServerOptions, TLSServerOptions, TransportOptions
+from rov_router.rtr.transport.options import SSHServerOptions, TLSServerOptions, TransportOptions
 from tests.conftest import DATA, need_tool
 from tests.unit.test_transport_config import known_hosts, make_pki, make_ssh_keys
 

@@ -12,17 +12,18 @@ from pathlib import Path
 import pytest
 
 from rov_router.cli import build_parser, main
+from rov_router.commands.transport_args import client_options_from_args, server_options_from_args
 from rov_router.config import ConfigError, load_config
-from rov_router.rtr.transport import (
+from rov_router.rtr.transport.options import (
     SSHServerOptions,
     TLSServerOptions,
     TransportOptions,
-    client_ip_problem,
-    client_options_from_args,
-    client_tls_context,
     parse_hostport,
+)
+from rov_router.rtr.transport.tls import (
+    client_ip_problem,
+    client_tls_context,
     server_identity_problem,
-    server_options_from_args,
     server_tls_context,
 )
 
