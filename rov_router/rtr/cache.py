@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from ..rpki.vrp import VRP, ASPARecord, RouterKey
 from . import pdu as P
-from .session import serial_add
+from .serial import Serial
 
 MAX_VERSION = 2
 
@@ -188,7 +188,7 @@ class CacheState:
                 aspa_changes[c] = (old, new)
         delta = Delta(
             self.serial,
-            serial_add(self.serial, 1),
+            (Serial(self.serial) + 1).value,
             new_vrps - self.vrps,
             self.vrps - new_vrps if vrps_removed is None else vrps_removed,
             new_keys - self.router_keys,

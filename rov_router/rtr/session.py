@@ -29,6 +29,7 @@ from enum import Enum
 from ..rpki.store import Update, UpdateError
 from ..rpki.vrp import ASPARecord
 from . import pdu as P
+from .serial import Serial
 
 # RFC 8210 §6 ranges and recommended defaults (also used for v0, which has no timers on the wire)
 REFRESH_RANGE = (1, 86400)
@@ -42,19 +43,6 @@ DEFAULT_EXPIRE = 7200
 DEFAULT_MAX_RECORDS = 6_000_000
 #: Error Report / fatal error texts kept (the rest are only counted)
 DEFAULT_MAX_ERRORS = 16
-
-
-def serial_lt(a: int, b: int) -> bool:
-    """RFC 1982 serial comparison with SERIAL_BITS = 32 (undefined at distance 2^31: False)."""
-    a &= 0xFFFFFFFF
-    b &= 0xFFFFFFFF
-    return (a < b and b - a < 0x80000000) or (a > b and a - b > 0x80000000)
-
-
-def serial_add(a: int, n: int) -> int:
-    if not 0 <= n <= 0x7FFFFFFF:
-        raise ValueError("RFC 1982 addition is defined for 0 <= n <= 2^31 - 1")
-    return (a + n) & 0xFFFFFFFF
 
 
 class State(Enum):
@@ -729,7 +717,7 @@ class ClientSession:
                 )
             events.append(NotifyReceived(pdu.serial))
             same_session = pdu.session_id == self.session_id and self.serial is not None
-            if same_session and serial_lt(pdu.serial, self.serial):  # type: ignore[arg-type]
+            if same_session and Serial(pdu.serial) < Serial(self.serial):  # type: ignore[arg-type]
                 # RFC 1982: older than what we hold (a delayed notify); nothing to fetch
                 events.append(
                     Log(

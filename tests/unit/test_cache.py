@@ -387,3 +387,13 @@ def test_router_pdu_of_another_version_with_impossible_length_is_error_8(header)
     s.receive_data(header)
     (err,) = pdus(b"".join(s.data_to_send()))
     assert err.code == 8 and err.version == 1 and s.closed
+
+
+def test_serial_wraps_from_2_32_minus_1_to_0_and_the_delta_still_serves():
+    cache = CacheState()
+    cache.set_data(set())
+    cache.serial = 0xFFFFFFFF
+    v = VRP.parse("10.0.0.0/8", 8, 1)
+    d = cache.set_data({v})
+    assert (d.from_serial, d.to_serial, cache.serial) == (0xFFFFFFFF, 0, 0)
+    assert [p.vrp for p in pdus(cache.delta_payload(2, 0xFFFFFFFF))] == [v]

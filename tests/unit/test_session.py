@@ -28,6 +28,7 @@ from rov_router.rtr.pdu import (
     SerialNotify,
     SerialQuery,
 )
+from rov_router.rtr.serial import Serial, serial_add, serial_lt
 from rov_router.rtr.session import (
     ClientSession,
     CloseConnection,
@@ -41,8 +42,6 @@ from rov_router.rtr.session import (
     Timers,
     UpdateReady,
     VersionChanged,
-    serial_add,
-    serial_lt,
 )
 
 SOURCE = "cache"
@@ -1185,6 +1184,18 @@ def test_serial_lt_undefined_at_half_range(a):
     b = (a + 0x80000000) & 0xFFFFFFFF
     assert not serial_lt(a, b)
     assert not serial_lt(b, a)
+
+
+def test_serial_type_orders_and_adds_by_rfc1982():
+    assert Serial(0xFFFFFFFF) < Serial(0) and Serial(0) > Serial(0xFFFFFFFF)
+    assert Serial(5) <= Serial(5) and Serial(5) >= Serial(5) and not Serial(5) < Serial(5)
+    half = Serial(0x80000000)
+    assert not (Serial(0) < half) and not (Serial(0) > half) and Serial(0) != half
+    assert Serial(0xFFFFFFFF) + 1 == Serial(0) and int(Serial(0xFFFFFFFF) + 2) == 1
+    assert Serial(2**32 + 7) == Serial(7)  # stored modulo 2^32
+    for bad in (-1, 0x80000000):
+        with pytest.raises(ValueError, match="RFC 1982"):
+            Serial(0) + bad
 
 
 def test_serial_add_bounds():
