@@ -83,8 +83,11 @@ class Lab:
         wait_key: Callable[[], Awaitable[bool]] | None = None,
         web: tuple[str, int] | None = None,
         step: bool = False,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.sc = scenario
+        #: monotonic seconds: the replay timeline and the waits for checks
+        self.clock = clock
         self.display = display
         self.speed = max(speed, 0.01)
         self.check_timeout = check_timeout
@@ -276,9 +279,9 @@ class Lab:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     async def _until(self, cond: Callable[[], bool], timeout: float, what: str) -> None:
-        end = time.monotonic() + timeout
+        end = self.clock() + timeout
         while not cond():
-            if time.monotonic() > end:
+            if self.clock() > end:
                 raise TimeoutError(f"{what} not ready within {timeout:g} s")
             await asyncio.sleep(0.1)
 
@@ -398,7 +401,7 @@ class Lab:
         # the file's own timeline, compressed into about 'wait' seconds (then --speed)
         scale = span / max(st.wait, 1.0)
         asn = st.origin_from
-        start = time.monotonic()
+        start = self.clock()
         for step in replay_plan(
             updates,
             next_hop=lambda prefix: self._next_hop(asn, prefix),
@@ -406,7 +409,7 @@ class Lab:
             batch=1,  # one prefix at a time: each is narrated with its verdict
         ):
             if isinstance(step, ReplayWait):
-                await asyncio.sleep(max(0.0, start + step.at - time.monotonic()))
+                await asyncio.sleep(max(0.0, start + step.at - self.clock()))
             elif isinstance(step, ReplayAnnounce):
                 attrs = origin_attributes(step.next_hop, step.path, step.as_set)
                 await self._command(asn, announce_command(None, attrs, step.prefixes))
@@ -430,8 +433,8 @@ class Lab:
         """Narrate what the router made of a replayed announcement."""
         assert self.app is not None
         address = self.sc.as_by_asn(asn).address
-        end = time.monotonic() + 5
-        while time.monotonic() < end and self.app.status.neighbor_address(address) is not None:
+        end = self.clock() + 5
+        while self.clock() < end and self.app.status.neighbor_address(address) is not None:
             r = next(
                 (v for v in self.app.status.route_views(prefix, address) if v.origin == origin),
                 None,
@@ -445,9 +448,9 @@ class Lab:
     # ---- checks ------------------------------------------------------------------------------
 
     async def _check(self, ex: Expect) -> str | None:
-        end = time.monotonic() + self.check_timeout
+        end = self.clock() + self.check_timeout
         problem = None
-        while time.monotonic() < end:
+        while self.clock() < end:
             problem = self._problem(ex)
             if problem is None:
                 return None

@@ -339,8 +339,11 @@ class RTRManager:
         *,
         on_switch: Callable[[RTRClient, bool], None] | None = None,
         grace: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
+        #: monotonic seconds, for the ``grace`` a level gets before the next one takes over
+        self.clock = clock
         self.clients = clients
         self.on_switch = on_switch
         self.grace = grace
@@ -354,7 +357,7 @@ class RTRManager:
         """Enable the most preferred level; enable the next level only after every more
         preferred cache has been out of sync for ``grace`` seconds (a start-up included), and
         stand it by again as soon as a more preferred cache is in sync."""
-        now = time.monotonic()
+        now = self.clock()
         levels = sorted({c.preference for c in self.clients})
         usable_above = False  # a more preferred level is in sync, or not yet given up on
         for level in levels:

@@ -18,8 +18,8 @@ from pathlib import Path
 from ..gcpause import gc_paused
 from ..rpki.slurm import Slurm, load_slurm
 from ..rpki.vrp import VRPFileError, VRPSet, load_vrp_file
-from . import pdu as P
-from .cache import MAX_VERSION, CacheState, ServerEvent, ServerSession, new_session_id
+from .cache import MAX_VERSION, CacheState, new_session_id
+from .cache_session import DRAIN_TIMEOUT, PARTIAL_TIMEOUT, ServerEvent, ServerSession
 from .transport.listen import start_listener
 from .transport.options import SSHServerOptions, TLSServerOptions
 
@@ -32,8 +32,6 @@ WRITE_CHUNK = 8 << 10
 #: transport write buffer above which a router counts as not reading: its response stops
 #: being written and its input is no longer read until the buffer has drained (back-pressure)
 WRITE_HIGH_WATER = 8 << 10
-#: a router whose buffer has not drained for this long is dropped
-DRAIN_TIMEOUT = 30.0
 
 
 class _Conn(asyncio.Protocol):
@@ -45,8 +43,6 @@ class _Conn(asyncio.Protocol):
         self.via = via  # "" for TCP, else how the router came in (TLS, SSH as USER)
         self.transport: asyncio.Transport | None = None  # or an SSH channel adapter
         self.session: ServerSession | None = None
-        #: since when the transport's buffer has stayed above the high-water mark
-        self.paused_at: float | None = None
         self.write_paused = False
         self.peer = "?"
         self._queue: deque[memoryview] = deque()  # views of shared response bodies
@@ -57,8 +53,14 @@ class _Conn(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        srv = self.server
         self.session = ServerSession(
-            self.server.cache, self.peer, max_version=self.server.max_version
+            srv.cache,
+            self.peer,
+            max_version=srv.max_version,
+            clock=srv.clock,
+            drain_timeout=srv.drain_timeout,
+            partial_timeout=srv.partial_timeout,
         )
         transport.set_write_buffer_limits(high=self.server.write_high_water, low=0)
         sock = transport.get_extra_info("socket")
@@ -129,13 +131,28 @@ class _Conn(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.write_paused = True
-        if self.paused_at is None:
-            self.paused_at = time.monotonic()
+        if self.session is not None:
+            self.session.write_blocked()
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        self.paused_at = None
+        if self.session is not None:
+            self.session.write_drained()
         self.flush()
+
+    def tick(self, now: float) -> None:
+        """Run the session's timers (stalled writer, half-sent PDU) and act on them."""
+        s = self.session
+        if s is None:
+            return
+        for ev in s.tick(now):
+            if ev.kind == "drop":
+                backlog = self.queued + (
+                    self.transport.get_write_buffer_size() if self.transport else 0
+                )
+                self.abort(f"{ev.message} ({backlog} bytes of a response left to send): dropped")
+            else:
+                self.flush([ev])
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server._conns.discard(self)
@@ -167,13 +184,16 @@ class RTRServer:
         notify_interval: float = 60.0,
         drain_timeout: float = DRAIN_TIMEOUT,
         stall_timeout: float | None = None,
-        partial_timeout: float = 30.0,
+        partial_timeout: float = PARTIAL_TIMEOUT,
         write_high_water: int = WRITE_HIGH_WATER,
         on_event: Callable[[ServerEvent], None] | None = None,
         tls: TLSServerOptions | None = None,
         ssh: SSHServerOptions | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cache = cache
+        #: monotonic seconds: Serial Notify spacing, the routers' timers, connection ages
+        self.clock = clock
         self.host = host
         self.port = port
         self.max_version = max_version
@@ -274,7 +294,7 @@ class RTRServer:
     # ---- notify ------------------------------------------------------------------------
 
     def _on_serial(self, serial: int) -> None:
-        now = time.monotonic()
+        now = self.clock()
         wait = self._last_notify + self.notify_interval - now
         if wait <= 0:
             self._notify_all()
@@ -284,7 +304,7 @@ class RTRServer:
 
     def _notify_all(self) -> None:
         self._notify_handle = None
-        self._last_notify = time.monotonic()
+        self._last_notify = self.clock()
         n = 0
         for c in list(self._conns):
             if c.session is not None and c.session.notify():
@@ -302,36 +322,15 @@ class RTRServer:
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(min(1.0, self.partial_timeout, self.drain_timeout))
-            now = time.monotonic()
+            now = self.clock()
             for c in list(self._conns):
-                s = c.session
-                if c.paused_at is not None and now - c.paused_at > self.drain_timeout:
-                    c.abort(
-                        f"not reading: nothing drained for {now - c.paused_at:.0f} s "
-                        f"({c.queued + (c.transport.get_write_buffer_size() if c.transport else 0)}"
-                        " bytes of a response left to send): dropped"
-                    )
-                elif (
-                    s is not None
-                    and s.partial_since
-                    and now - s.partial_since > self.partial_timeout
-                ):
-                    s._error(
-                        P.ErrorCode.CORRUPT_DATA,
-                        f"incomplete PDU ({s.framer.pending} bytes) for {self.partial_timeout:g} s",
-                        b"",
-                        [],
-                    )
-                    c.flush()
-                    self._event(
-                        ServerEvent("close", f"{c.peer}: half-sent PDU timed out", "warning")
-                    )
+                c.tick(now)
 
     # ---- status ------------------------------------------------------------------------
 
     def status(self) -> dict:
         c = self.cache
-        now = time.monotonic()
+        now = self.clock()
         routers = []
         for conn in sorted(self._conns, key=lambda x: x.peer):
             s = conn.session

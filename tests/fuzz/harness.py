@@ -27,7 +27,8 @@ from rov_router.rpki.store import VRPStore
 from rov_router.rpki.vrp import VRP, ASPARecord, RouterKey
 from rov_router.rtr import pdu as P
 from rov_router.rtr import session as S
-from rov_router.rtr.cache import CacheState, ServerSession
+from rov_router.rtr.cache import CacheState
+from rov_router.rtr.cache_session import ServerSession
 from rov_router.rtr.client import pump
 
 VRPS = [

@@ -13,7 +13,8 @@ from rov_router.rpki.store import VRPStore
 from rov_router.rpki.vrp import VRP, ASPARecord, RouterKey, VRPFileError, load_vrp_file
 from rov_router.rtr import pdu as P
 from rov_router.rtr import session as S
-from rov_router.rtr.cache import CacheState, ServerSession, new_session_id
+from rov_router.rtr.cache import CacheState, new_session_id
+from rov_router.rtr.cache_session import ServerSession
 from rov_router.rtr.client import pump
 from tests.conftest import DATA
 
@@ -397,3 +398,67 @@ def test_serial_wraps_from_2_32_minus_1_to_0_and_the_delta_still_serves():
     d = cache.set_data({v})
     assert (d.from_serial, d.to_serial, cache.serial) == (0xFFFFFFFF, 0, 0)
     assert [p.vrp for p in pdus(cache.delta_payload(2, 0xFFFFFFFF))] == [v]
+
+
+# ---- the session's timers (sans-IO: a fake clock, no sleeps) ---------------------------------
+
+
+class FakeClock:
+    def __init__(self, t: float = 1000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_half_sent_pdu_gets_corrupt_data_when_its_deadline_passes():
+    clock = FakeClock()
+    cache = CacheState()
+    cache.set_data(set())
+    s = ServerSession(cache, "half", clock=clock, partial_timeout=5.0)
+    assert s.next_deadline() is None
+    s.receive_data(P.ResetQuery(1).encode()[:5])
+    assert s.next_deadline() == 1005.0
+    assert s.tick(1004.9) == [] and not s.closed and s.data_to_send() == []
+    (ev,) = s.tick(1005.0)
+    assert ev.kind == "close" and "half-sent PDU timed out" in ev.message
+    (err,) = pdus(b"".join(s.data_to_send()))
+    assert err.code == P.ErrorCode.CORRUPT_DATA and "incomplete PDU (5 bytes) for 5 s" in err.text
+    assert s.closed and s.next_deadline() is None and s.tick(2000.0) == []
+
+
+def test_the_rest_of_a_half_pdu_stops_its_timer():
+    clock = FakeClock()
+    cache = CacheState()
+    cache.set_data(set())
+    s = ServerSession(cache, clock=clock, partial_timeout=5.0)
+    raw = P.ResetQuery(1).encode()
+    s.receive_data(raw[:3])
+    clock.t += 4
+    s.receive_data(raw[3:])
+    assert s.next_deadline() is None and s.tick(clock.t + 100) == [] and not s.closed
+
+
+def test_a_router_that_does_not_read_is_dropped_after_the_drain_timeout():
+    clock = FakeClock()
+    s = ServerSession(CacheState(), "slow", clock=clock, drain_timeout=30.0)
+    s.write_blocked()
+    clock.t += 10
+    s.write_blocked()  # still blocked: the timer keeps its start
+    assert s.next_deadline() == 1030.0 and s.tick(1029.0) == []
+    s.write_drained()
+    assert s.next_deadline() is None and s.tick(1031.0) == []
+    s.write_blocked()  # blocked again at 1010
+    (ev,) = s.tick(1041.0)
+    assert (ev.kind, ev.level) == ("drop", "warning") and "nothing drained for 31 s" in ev.message
+    assert s.closed and s.data_to_send() == []  # nothing more is written to it
+
+
+def test_the_earlier_timer_sets_the_deadline():
+    clock = FakeClock()
+    cache = CacheState()
+    cache.set_data(set())
+    s = ServerSession(cache, clock=clock, drain_timeout=30.0, partial_timeout=5.0)
+    s.write_blocked()
+    s.receive_data(b"\x01")
+    assert s.next_deadline() == 1005.0
