@@ -609,7 +609,7 @@ def _creds(tmp: Path) -> dict:
     """A CA, cache and router certificates, SSH host and router keys (made here, as the tests
     make them: ``tests/unit/test_transport_config.py``)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.unit.test_transport_config import make_pki, make_ssh_keys
+    from tests.support.pki import make_pki, make_ssh_keys
 
     return {**make_pki(tmp / "pki"), **{f"ssh_{k}": v for k, v in make_ssh_keys(tmp).items()}}
 

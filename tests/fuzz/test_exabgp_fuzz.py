@@ -12,45 +12,18 @@ import copy
 import json
 import os
 import random
-from pathlib import Path
 
 from rov_router.bgp import exabgp as X
-from rov_router.config import load_config
 from rov_router.router import RouterCore
 from rov_router.rpki.store import VRPStore
 from rov_router.rpki.vrp import VRP, parse_prefix
-from tests.conftest import DATA
+from tests.support.core import FUZZ_CONFIG as CONFIG
+from tests.support.core import load_config_text
+from tests.support.env import DATA
 
 SAMPLES = sorted((DATA / "exabgp").glob("*.json"))
 LINES = int(os.environ.get("ROV_FUZZ_LINES", "3000"))
 SEED = int(os.environ.get("ROV_FUZZ_SEED", "11"))
-
-CONFIG = """
-[router]
-asn = 65000
-router_id = "127.0.0.1"
-
-[[neighbor]]
-address = "127.0.0.2"
-asn = 65001
-
-[[neighbor]]
-address = "127.0.0.3"
-asn = 4200000003
-
-[[neighbor]]
-address = "127.0.0.5"
-asn = 65005
-
-[[neighbor]]
-address = "::1"
-asn = 4200000003
-
-[[neighbor]]
-address = "127.0.0.9"
-asn = 65009
-role = "downstream"
-"""
 
 #: values a mutation puts in place of a node: every JSON type, and shapes seen to break things
 ODD = [
@@ -164,15 +137,6 @@ def _core() -> RouterCore:
     addr, plen = parse_prefix("10.0.0.0/8")
     store.replace("fuzz", [VRP(addr, plen, 24, 64496)])
     return RouterCore(load_config_text(CONFIG), store)
-
-
-def load_config_text(text: str):
-    p = Path(os.environ.get("TMPDIR", "/tmp")) / f"rov-fuzz-{os.getpid()}.toml"
-    p.write_text(text)
-    try:
-        return load_config(p)
-    finally:
-        p.unlink()
 
 
 def test_mutated_exabgp_lines_never_escape_and_valid_lines_in_between_are_advertised():

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from tests.conftest import run_cli
-from tests.interop.test_router import ROUTER, Lab
+from tests.support.env import run_cli
+from tests.support.lab import ROUTER, Lab
 
 pytestmark = pytest.mark.interop
 
@@ -91,8 +91,8 @@ def test_analyze_running_router_what_if_leaves_it_unchanged(tmp_path):
 def test_analyze_router_aspa_what_if_predicts_the_router(tmp_path):
     """A route leak dropped by ASPA: --aspa-set says the router would re-admit it once the
     provider attests the customer; then the real change does exactly that."""
-    from tests.interop.test_aspa_leak import ROUTER as LEAK_ROUTER
-    from tests.interop.test_aspa_leak import VRPS
+    from tests.support.lab import LEAK_ROUTER
+    from tests.support.lab import LEAK_VRPS as VRPS
 
     sock = tmp_path / "ctl.sock"
     lab = Lab(

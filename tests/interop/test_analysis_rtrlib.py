@@ -22,8 +22,8 @@ from rov_router.analysis.report import (
 from rov_router.analysis.report import analyze as analyze_table
 from rov_router.analysis.table import read_table
 from rov_router.rpki.vrp import VRP
-from tests.conftest import need_shared, need_tool
-from tests.interop.test_rtrlib import CODES, sync
+from tests.support.env import need_shared, need_tool
+from tests.support.peers import CODES, sync
 
 pytestmark = [pytest.mark.interop, pytest.mark.largedata]
 
@@ -129,7 +129,7 @@ def test_analyze_full_caida_table_matches_rpki_rov(stayrtr, tmp_path):
 def test_analyze_cli_with_cache_small_routes(stayrtr):
     """``analyze --cache`` syncs from a real StayRTR and its states equal the verdicts BIRD 2,
     RTRlib and GoBGP agreed on for the 80 small routes."""
-    from tests.conftest import DATA, run_cli
+    from tests.support.env import DATA, run_cli
 
     cache = stayrtr(DATA / "small_vrps.json")
     routes = DATA / "small_routes.txt"

@@ -8,46 +8,11 @@ import json
 
 import pytest
 
-from tests.interop.test_router import Lab
+from tests.support.lab import LEAK_ROUTER as ROUTER
+from tests.support.lab import LEAK_VRPS as VRPS
+from tests.support.lab import Lab
 
 pytestmark = pytest.mark.interop
-
-ROUTER = """
-[router]
-asn = 65000
-router_id = "127.0.0.1"
-listen = "127.0.0.1"
-port = {port}
-
-[[neighbor]]
-address = "127.0.0.2"
-asn = 64501
-role = "customer"
-hold_time = {hold}
-
-[[neighbor]]
-address = "127.0.0.3"
-asn = 64502
-role = "provider"
-
-[[neighbor]]
-address = "127.0.0.9"
-asn = 65009
-role = "downstream"
-port = {down_port}
-
-[[rpki]]
-vrps = "{vrps}"
-"""
-
-VRPS = {
-    "roas": [{"prefix": "203.0.113.0/24", "maxLength": 24, "asn": 64503}],
-    "aspas": [
-        {"customer_asid": 64503, "providers": [64502]},  # the origin buys transit from 64502
-        {"customer_asid": 64501, "providers": [64502, 65000]},  # our customer: 64502 and us
-        {"customer_asid": 64502, "providers": [64510]},  # 64502's own upstream
-    ],
-}
 
 
 @pytest.fixture

@@ -10,18 +10,18 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from rov_router.procs import free_port, port_listening, stop_child
+from rov_router.procs import free_port, stop_child
 from rov_router.rpki.vrp import VRP, load_vrp_file
 from rov_router.rtr import pdu as P
 from rov_router.rtr.cache import CacheState
 from rov_router.rtr.server import RTRServer
-from tests.conftest import DATA, need_tool, run_cli
+from tests.support.env import DATA, need_tool, run_cli
+from tests.support.peers import CacheProc
 
 pytestmark = pytest.mark.interop
 
@@ -40,62 +40,6 @@ def mixed_file(path: Path) -> dict:
     }
     path.write_text(json.dumps(doc))
     return doc
-
-
-class CacheProc:
-    def __init__(self, vrps: Path, tmp: Path, *extra: str) -> None:
-        self.port = free_port()
-        self.log = tmp / f"cache-{self.port}.log"
-        self.vrps = vrps
-        self._logf = open(self.log, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "rov_router.cli",
-                "cache",
-                "--vrps",
-                str(vrps),
-                "--listen",
-                f"127.0.0.1:{self.port}",
-                "--notify-interval",
-                "0",
-                "--poll",
-                "0.2",
-                "--session-file",
-                str(tmp / "session"),
-                "--json",
-                "-v",
-                *extra,
-            ],
-            stdout=self._logf,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
-        while not port_listening(self.port):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"cache did not start: {self.log.read_text()}")
-            time.sleep(0.05)
-
-    def events(self) -> list[dict]:
-        out = []
-        for line in self.log.read_text().splitlines():
-            if line.startswith("{"):
-                out.append(json.loads(line))
-        return out
-
-    def wait_for(self, pattern: str, timeout: float = 20) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for ev in self.events():
-                if re.search(pattern, ev.get("message", "")):
-                    return ev
-            time.sleep(0.05)
-        raise AssertionError(f"no {pattern!r} in cache log: {self.log.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        stop_child(self.proc)
-        self._logf.close()
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import time
 import pytest
 
 from rov_router.rpki.vrp import parse_prefix
-from tests.conftest import DATA, run_cli
-from tests.interop.test_stayrtr import SMALL, file_set
+from tests.support.env import DATA, SMALL, run_cli
+from tests.support.peers import file_set
 
 pytestmark = pytest.mark.interop
 

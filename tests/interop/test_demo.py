@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.support.env import run_cli
 
 pytestmark = pytest.mark.interop
 

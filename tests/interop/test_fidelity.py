@@ -18,7 +18,9 @@ import pytest
 from rov_router.bgp.control import Speaker
 from rov_router.bgp.speaker import PeerSpec
 from rov_router.procs import free_port, stop_child
-from tests.conftest import DATA, StayRTR, need_tool
+from tests.support.env import DATA, need_tool
+from tests.support.peers import StayRTR
+from tests.support.router_toml import router_toml
 
 pytestmark = pytest.mark.interop
 
@@ -35,34 +37,6 @@ protocol bgp up {{
   ipv4 {{ table t4; import all; export none; }};
   ipv6 {{ table t6; import all; export none; }};
 }}
-"""
-
-ROUTER = """
-[router]
-asn = 65000
-router_id = "127.0.0.1"
-listen = "127.0.0.1"
-port = {port}
-
-[[neighbor]]
-address = "127.0.0.2"
-asn = 65001
-role = "upstream"
-policy = "{policy}"
-
-[[neighbor]]
-address = "127.0.0.9"
-asn = {sink_as}
-role = "downstream"
-port = {sink_port}
-next_hop6 = "2001:db8::1"
-{sink_extra}
-{extra}
-[[rpki]]
-{rpki}
-
-[policy]
-rpki_wait = {rpki_wait}
 """
 
 RICH = (
@@ -289,22 +263,29 @@ def net(tmp_path):
     n.stop()
 
 
-def router_text(net: Net, sink_port: int, **kw) -> str:
+def router_text(
+    net: Net,
+    sink_port: int,
+    *,
+    policy: str = "drop-invalid",
+    sink_as: int = 65009,
+    extra: str = "",
+    rpki: str | None = None,
+    rpki_wait: int = 120,
+) -> str:
     vrps = net.dir / "vrps.json"
     if not vrps.exists():
         vrps.write_text((DATA / "small_vrps.json").read_text())
-    args = {
-        "port": net.port,
-        "policy": "drop-invalid",
-        "sink_as": 65009,
-        "sink_port": sink_port,
-        "sink_extra": "",
-        "extra": "",
-        "rpki": f'vrps = "{vrps}"',
-        "rpki_wait": 120,
-    }
-    args.update(kw)
-    return ROUTER.format(**args)
+    return router_toml(
+        port=net.port,
+        up=[f'policy = "{policy}"'],
+        down_asn=sink_as,
+        down_port=sink_port,
+        down=['next_hop6 = "2001:db8::1"'],
+        extra=extra,
+        rpki=[rpki or f'vrps = "{vrps}"'],
+        policy=[f"rpki_wait = {rpki_wait}"],
+    )
 
 
 def test_every_attribute_reaches_the_bird_sink_as_a_transparent_router_passes_it(net):

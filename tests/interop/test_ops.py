@@ -11,8 +11,8 @@ import urllib.request
 import pytest
 
 from rov_router.procs import free_port
-from tests.conftest import run_cli
-from tests.interop.test_router import ROUTER, Lab
+from tests.support.env import run_cli
+from tests.support.lab import ROUTER, Lab
 
 pytestmark = pytest.mark.interop
 

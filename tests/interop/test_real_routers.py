@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from rov_router.procs import free_port, stop_child
-from tests.conftest import REPO, need_tool
-from tests.interop.test_cache import CacheProc
+from tests.support.env import REPO, need_tool
+from tests.support.peers import CacheProc
 
 pytestmark = pytest.mark.interop
 

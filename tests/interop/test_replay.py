@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from tests.conftest import REPO, run_cli
-from tests.interop.test_router import Lab
+from tests.support.env import REPO, run_cli
+from tests.support.lab import Lab
 
 pytestmark = pytest.mark.interop
 

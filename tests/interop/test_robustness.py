@@ -18,35 +18,13 @@ from pathlib import Path
 import pytest
 
 from rov_router.procs import stop_child
-from tests.conftest import DATA, need_tool
+from tests.support.env import DATA, need_tool
+from tests.support.router_toml import router_toml
 
 pytestmark = pytest.mark.interop
 
-EXTERNAL = """
-[router]
-asn = 65000
-router_id = "127.0.0.1"
-
-[exabgp]
-mode = "external"
-socket = "{sock}"
-
-[control]
-socket = "{ctl}"
-
-[[neighbor]]
-address = "127.0.0.2"
-asn = 65001
-role = "upstream"
-
-[[neighbor]]
-address = "127.0.0.9"
-asn = 65009
-role = "downstream"
-
-[[rpki]]
-vrps = "{vrps}"
-"""
+#: an external ExaBGP (a fake bridge on a socket), the control socket, a VRP file
+EXTERNAL = router_toml(exabgp_socket="{sock}", control="{ctl}", rpki=['vrps = "{vrps}"'])
 
 
 def _line(kind: str, peer: str, **body) -> bytes:
@@ -202,30 +180,8 @@ def test_malformed_exabgp_lines_are_counted_and_later_routes_still_flow(tmp_path
 
 # ---- signals, SIGKILL, leftovers ---------------------------------------------------------------
 
-MANAGED = """
-[router]
-asn = 65000
-router_id = "127.0.0.1"
-listen = "127.0.0.1"
-port = {port}
-
-[control]
-socket = "{ctl}"
-
-[[neighbor]]
-address = "127.0.0.2"
-asn = 65001
-role = "upstream"
-
-[[neighbor]]
-address = "127.0.0.9"
-asn = 65009
-role = "downstream"
-port = {port}
-
-[[rpki]]
-vrps = "{vrps}"
-"""
+#: managed ExaBGP: the router's own BGP port, the downstream reached on the same port
+MANAGED = router_toml(port="{port}", control="{ctl}", down_port="{port}", rpki=['vrps = "{vrps}"'])
 
 
 def descendants(pid: int) -> set[int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import json
 import lzma
@@ -11,30 +10,13 @@ import subprocess
 
 import pytest
 
-from rov_router.rpki.store import VRPStore
 from rov_router.rpki.validate import make_checker, validate
 from rov_router.rpki.vrp import VRP
-from rov_router.rtr.client import RTRClient
-from tests.conftest import DATA, need_shared, need_tool
+from tests.support.env import DATA, need_shared, need_tool
+from tests.support.peers import CODES, sync
 
 pytestmark = pytest.mark.interop
 SMALL = DATA / "small_vrps.json"
-CODES = {"0": "valid", "1": "not-found", "2": "invalid"}
-
-
-def sync(port: int, **kw) -> VRPStore:
-    async def run():
-        store = VRPStore()
-        client = RTRClient("127.0.0.1", port, store, **kw)
-        task = asyncio.ensure_future(client.run())
-        try:
-            await client.wait_synced(120)
-        finally:
-            client.stop()
-            await task
-        return store
-
-    return asyncio.run(run())
 
 
 def rpki_rov(port: int, lines: list[str]) -> list[str]:

@@ -11,19 +11,16 @@ import time
 import pytest
 
 from rov_router.rpki.store import VRPStore
-from rov_router.rpki.vrp import VRP, load_vrp_file
+from rov_router.rpki.vrp import VRP
 from rov_router.rtr import session as S
 from rov_router.rtr.client import Applied, RTRClient, replay
-from tests.conftest import DATA, need_shared, run_cli
+from tests.support.env import DATA, need_shared, run_cli
+from tests.support.peers import file_set
 
 pytestmark = pytest.mark.interop
 
 SMALL = DATA / "small_vrps.json"
 PREPDEV = "vrps/rpki-client_ripe-prepdev_20230504.json.xz"
-
-
-def file_set(path) -> set[VRP]:
-    return load_vrp_file(path, ignore_expires=True).vrps
 
 
 async def _follow(port: int, until, timeout: float = 60.0, **kw):

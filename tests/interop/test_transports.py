@@ -28,8 +28,8 @@ from rov_router.rtr.cache import CacheState
 from rov_router.rtr.client import RTRClient
 from rov_router.rtr.server import RTRServer
 from rov_router.rtr.transport.options import SSHServerOptions, TLSServerOptions, TransportOptions
-from tests.conftest import DATA, need_tool
-from tests.unit.test_transport_config import known_hosts, make_pki, make_ssh_keys
+from tests.support.env import DATA, need_tool
+from tests.support.pki import known_hosts, make_pki, make_ssh_keys
 
 pytestmark = pytest.mark.interop
 SMALL = DATA / "small_vrps.json"
@@ -548,7 +548,7 @@ def prepdev_json(tmp_path_factory):
     """The 424k RIPE prepdev export without its (past) 'expires' times, as StayRTR reads it."""
     import lzma
 
-    from tests.conftest import need_shared
+    from tests.support.env import need_shared
 
     src = need_shared(PREPDEV)
     with lzma.open(src) as f:

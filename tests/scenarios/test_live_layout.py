@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from rov_router.ui.live import Col, fit
-from tests.conftest import need_tool
+from tests.support.env import need_tool
 
 pytestmark = pytest.mark.interop
 

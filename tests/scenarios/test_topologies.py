@@ -14,7 +14,7 @@ import pytest
 
 from rov_router.lab.runner import Lab
 from rov_router.lab.scenario import ScenarioError, load_scenario
-from tests.conftest import REPO, need_tool, run_cli
+from tests.support.env import REPO, need_tool, run_cli
 
 pytestmark = pytest.mark.interop
 TOPOLOGIES = sorted((REPO / "topologies").glob("*.toml"))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import IN_CI, REPO, need_tool
+from tests.support.env import IN_CI, REPO, need_tool
 
 ARTIFACTS = REPO / "tests" / "artifacts"
 

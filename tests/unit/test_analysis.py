@@ -43,7 +43,7 @@ from rov_router.rpki.slurm import load_slurm
 from rov_router.rpki.store import VRPStore
 from rov_router.rpki.validate import INVALID, validate_route
 from rov_router.rpki.vrp import VRP, parse_prefix
-from tests.conftest import DATA, REPO, run_cli
+from tests.support.env import DATA, REPO, run_cli
 
 YOUTUBE_MRT = REPO / "topologies" / "data" / "youtube-pakistan-2008-as3277.mrt.gz"
 

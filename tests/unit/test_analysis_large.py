@@ -15,7 +15,7 @@ from rov_router.analysis.whatif import Change, what_if
 from rov_router.rpki.store import VRPStore
 from rov_router.rpki.validate import INVALID, VALID, make_checker
 from rov_router.rpki.vrp import VRP, load_vrp_file
-from tests.conftest import need_shared
+from tests.support.env import need_shared
 
 pytestmark = pytest.mark.largedata
 

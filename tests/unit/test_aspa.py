@@ -8,7 +8,7 @@ import json
 import pytest
 
 from rov_router.rpki.aspa import ASPAState, verify
-from tests.conftest import DATA
+from tests.support.env import DATA
 
 DOC = json.loads((DATA / "aspa-examples.json").read_text())
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rov_router.bgp.mrt import MRTError, raw_records, read_updates
-from tests.conftest import run_cli
+from tests.support.env import run_cli
 
 MRT_GZ = Path(__file__).resolve().parents[2] / "topologies/data/youtube-pakistan-2008-as3277.mrt.gz"
 

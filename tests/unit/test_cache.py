@@ -16,7 +16,8 @@ from rov_router.rtr import session as S
 from rov_router.rtr.cache import CacheState, new_session_id
 from rov_router.rtr.cache_session import ServerSession
 from rov_router.rtr.client import pump
-from tests.conftest import DATA
+from tests.support.env import DATA
+from tests.support.pdu import split_pdus as pdus
 
 REAL = DATA / "stayrtr_test.rpki.json"
 SMALL = DATA / "small_vrps.json"
@@ -26,14 +27,6 @@ def real_data():
     d = load_vrp_file(REAL, ignore_expires=True)
     s = load_vrp_file(SMALL, ignore_expires=True)
     return d.vrps | s.vrps, s.aspas, d.router_keys
-
-
-def pdus(data: bytes) -> list:
-    f = P.Framer()
-    f.feed(data)
-    out = [P.decode(raw) for raw in f]
-    assert f.pending == 0
-    return out
 
 
 def converse(

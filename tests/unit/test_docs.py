@@ -7,7 +7,7 @@ import tomllib
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support.env import REPO
 
 DOCS = REPO / "docs"
 PAGES = ["rtr-client.md", "cache.md", "router.md", "lab.md", "operations.md"]

@@ -11,10 +11,7 @@ import pytest
 from rov_router.bgp import exabgp as X
 from rov_router.config import ConfigError, load_config
 from rov_router.router import HELD, RouterCore
-from rov_router.rpki.store import VRPStore
-from rov_router.rpki.vrp import load_vrp_file
-from tests.conftest import DATA
-from tests.unit.test_router_core import GOOD, msg, up
+from tests.support.core import GOOD, make_core, msg, up
 
 # what ExaBGP 5.0.15 really wrote for these attributes (receiving from another ExaBGP / GoBGP)
 RICH = {
@@ -53,14 +50,7 @@ def rich_update(prefixes: list[str], attrs: dict = RICH, peer: str = "127.0.0.2"
 
 
 def core(tmp_path, up_extra: str = "", down_extra: str = "", text: str = GOOD) -> RouterCore:
-    (tmp_path / "v.json").write_text('{"roas": []}')
-    p = tmp_path / "r.toml"
-    t = text.replace("asn = 65001", "asn = 65001" + up_extra)
-    t = t.replace("port = 1799", "port = 1799" + down_extra)
-    p.write_text(t)
-    store = VRPStore()
-    store.replace("f", load_vrp_file(DATA / "small_vrps.json").vrps)
-    c = RouterCore(load_config(p), store, clock=lambda: 1000.0)
+    c, _ = make_core(tmp_path, up_extra=up_extra, down_extra=down_extra, text=text)
     up(c, "127.0.0.9")
     up(c, "127.0.0.2")
     return c

@@ -11,7 +11,7 @@ import pytest
 from rov_router.rpki.vrp import VRPFileError, load_vrp_file
 from rov_router.rtr.cache import CacheState
 from rov_router.rtr.server import FileCache, FileSource
-from tests.conftest import DATA
+from tests.support.env import DATA
 
 
 class Clock:

@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from rov_router.ops import metrics
 from rov_router.status import NeighborStatus, RpkiSourceStatus, Stats
-from tests.conftest import REPO
+from tests.support.env import REPO
 
 DASHBOARD = REPO / "examples" / "grafana" / "rov-router-dashboard.json"
 PROMQL = {"sum", "rate", "irate", "increase", "max", "min", "avg", "count", "by", "without",

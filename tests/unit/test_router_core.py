@@ -3,17 +3,15 @@ lines in (tests/data/exabgp), commands out."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from rov_router.bgp import exabgp as X
 from rov_router.config import ConfigError, load_config
 from rov_router.policy import rfc8097_community
-from rov_router.router import RouterCore
-from rov_router.rpki.store import Update, VRPStore
-from rov_router.rpki.vrp import VRP, VRPBatch, load_vrp_file
-from tests.conftest import DATA
+from rov_router.rpki.store import Update
+from rov_router.rpki.vrp import VRP, VRPBatch
+from tests.support.core import GOOD, announce, make_core, msg, up, withdraw
+from tests.support.env import DATA
 
 SAMPLES = DATA / "exabgp"
 
@@ -77,25 +75,6 @@ def test_attributes_text_prepends_our_as_and_keeps_the_set():
 
 # ---- config ------------------------------------------------------------------------------------
 
-GOOD = """
-[router]
-asn = 65000
-router_id = "127.0.0.1"
-
-[[neighbor]]
-address = "127.0.0.2"
-asn = 65001
-
-[[neighbor]]
-address = "127.0.0.9"
-asn = 65009
-role = "downstream"
-port = 1799
-
-[[rpki]]
-vrps = "v.json"
-"""
-
 
 def test_config_defaults(tmp_path):
     (tmp_path / "v.json").write_text('{"roas": []}')
@@ -140,51 +119,7 @@ def test_config_errors_name_file_line_and_key(tmp_path, edit, where, message):
 
 
 def core(tmp_path, policy="drop-invalid", extra=""):
-    (tmp_path / "v.json").write_text('{"roas": []}')
-    p = tmp_path / "r.toml"
-    p.write_text(GOOD.replace("asn = 65001", f'asn = 65001\npolicy = "{policy}"') + extra)
-    store = VRPStore()
-    s = load_vrp_file(DATA / "small_vrps.json")
-    store.replace("f", s.vrps)
-    return RouterCore(load_config(p), store, clock=lambda: 1000.0), store
-
-
-def msg(kind: str, peer: str = "127.0.0.2", **body) -> str:
-    n = {
-        "address": {"local": "127.0.0.1", "peer": peer},
-        "asn": {"local": 65000, "peer": 65001},
-        "router-id": "127.0.0.1",
-        **body,
-    }
-    return json.dumps({"exabgp": "5.0.0", "type": kind, "neighbor": n})
-
-
-def announce(prefix: str, path: list[int], nh: str = "127.0.0.2") -> str:
-    fam = "ipv6 unicast" if ":" in prefix else "ipv4 unicast"
-    return msg(
-        "update",
-        direction="receive",
-        message={
-            "update": {
-                "attribute": {
-                    "origin": "igp",
-                    "as-path": {"0": {"element": "as-sequence", "value": path}},
-                },
-                "announce": {fam: {nh: [{"nlri": prefix}]}},
-            }
-        },
-    )
-
-
-def withdraw(prefix: str) -> str:
-    fam = "ipv6 unicast" if ":" in prefix else "ipv4 unicast"
-    return msg(
-        "update", direction="receive", message={"update": {"withdraw": {fam: [{"nlri": prefix}]}}}
-    )
-
-
-def up(c: RouterCore, peer: str) -> None:
-    c.feed_line(msg("state", peer=peer, state="up"))
+    return make_core(tmp_path, up_extra=f'\npolicy = "{policy}"', extra=extra)
 
 
 def test_drop_invalid_and_batched_downstream_commands(tmp_path):

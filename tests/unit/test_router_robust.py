@@ -10,7 +10,8 @@ from rov_router import router as R
 from rov_router.bgp import exabgp as X
 from rov_router.router import RouterCore
 from rov_router.rpki.store import VRPStore
-from tests.fuzz.test_exabgp_fuzz import CONFIG, load_config_text
+from tests.support.core import FUZZ_CONFIG as CONFIG
+from tests.support.core import load_config_text
 
 UP = '{"type": "state", "neighbor": {"address": {"peer": "%s"}, "state": "up"}}'
 

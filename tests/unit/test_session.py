@@ -43,6 +43,7 @@ from rov_router.rtr.session import (
     UpdateReady,
     VersionChanged,
 )
+from tests.support.pdu import split_pdus
 
 SOURCE = "cache"
 T0 = 1_000_000.0
@@ -59,14 +60,6 @@ ASPA1 = ASPARecord(64496, (64500, 64501))
 # ---------------------------------------------------------------------------------------------
 # harness
 # ---------------------------------------------------------------------------------------------
-
-
-def split_pdus(data: bytes) -> list[P.PDU]:
-    f = P.Framer()
-    f.feed(data)
-    out = [P.decode(raw) for raw in f]
-    assert f.pending == 0, "the session sent a partial PDU"
-    return out
 
 
 def _bytes(items) -> bytes:

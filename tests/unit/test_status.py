@@ -7,32 +7,8 @@ from rov_router.rpki.store import Update
 from rov_router.rpki.vrp import VRP, VRPBatch
 from rov_router.rtr.client import RTRClient
 from rov_router.status import RouteFilter, Status, route_counts
-from tests.unit.test_router_core import announce, core, up, withdraw
-
-
-class Source:
-    def __init__(self, name: str, client: RTRClient) -> None:
-        self.name, self.client, self.last_update = name, client, None
-
-    @property
-    def preference(self) -> int:
-        return self.client.preference
-
-
-def _status(tmp_path):
-    c, store = core(tmp_path)
-    client = RTRClient("127.0.0.1", 1, store, source="f")
-    st = Status(c, store, [Source("f", client)], clock=lambda: 1000.0)
-    up(c, "127.0.0.9")
-    up(c, "127.0.0.2")
-    for line in (
-        announce("192.0.2.0/24", [65001, 64496]),  # valid
-        announce("198.51.100.0/24", [65001, 64499]),  # covered, wrong origin: invalid
-        announce("11.0.0.0/8", [65001, 65005]),  # not-found
-    ):
-        c.feed_line(line)
-    c.commands()
-    return st, c, store
+from tests.support.core import Source, announce, make_core, up, withdraw
+from tests.support.core import sample_status as _status
 
 
 def test_snapshot_counts_and_neighbors_agree_with_the_core(tmp_path):
@@ -234,7 +210,7 @@ def test_live_table_renders_from_the_view_and_quits_through_its_callback(tmp_pat
 
     from rov_router.ui.live import LiveDisplay
 
-    c, store = core(tmp_path)
+    c, store = make_core(tmp_path)
     client = RTRClient("127.0.0.1", 1, store, source="f")
     st = Status(c, store, [Source("f", client)], clock=lambda: 1000.0)
     quit_calls: list[int] = []

@@ -8,7 +8,7 @@ from rov_router.bgp.route import origin_from_path
 from rov_router.rpki.store import VRPStore
 from rov_router.rpki.validate import make_checker, validate
 from rov_router.rpki.vrp import VRP, load_vrp_file, parse_prefix
-from tests.conftest import DATA
+from tests.support.env import DATA
 
 
 @pytest.fixture(scope="module")

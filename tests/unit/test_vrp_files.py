@@ -9,7 +9,7 @@ import lzma
 import pytest
 
 from rov_router.rpki.vrp import VRP, VRPFileError, load_vrp_file, vrps_to_json
-from tests.conftest import DATA
+from tests.support.env import DATA
 
 
 def write(tmp_path, name, text):

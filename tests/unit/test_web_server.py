@@ -10,7 +10,8 @@ import subprocess
 import sys
 
 from rov_router.web.server import WebServer, load_assets
-from tests.unit.test_status import _status
+from tests.support.core import announce
+from tests.support.core import sample_status as _status
 
 
 async def _get(
@@ -66,8 +67,6 @@ def test_endpoints_stream_and_read_only(tmp_path):
             ev = await asyncio.wait_for(r.readuntil(b"\n\n"), 10)
             assert ev.startswith(b"event: state\ndata: ")
             seq = json.loads(ev.split(b"data: ", 1)[1])["seq"]
-            from tests.unit.test_router_core import announce
-
             core.feed_line(announce("10.1.0.0/16", [65001, 65005]))
             for _ in range(5):  # the counts may follow a document later (at most 0.5 s)
                 ev = await asyncio.wait_for(r.readuntil(b"\n\n"), 2)
@@ -121,7 +120,7 @@ def test_assets_ship_in_the_package_and_the_web_reads_only_the_view():
 
 def test_a_bad_web_address_is_refused():
     # (--step without --web is the terminal presenter mode: tested in tests/scenarios)
-    from tests.conftest import run_cli
+    from tests.support.env import run_cli
 
     r = run_cli("run", "--config", "x.toml", "--web", "nonsense")
     assert r.returncode == 2 and "expected HOST:PORT" in r.stderr
