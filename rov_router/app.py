@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import os
 import shutil
 import signal
 import sys
@@ -40,11 +39,6 @@ from .status import Status, Summary
 from .ui.events import EventPrinter
 
 log = logging.getLogger("rov_router.app")
-
-
-#: test hook (ROV_ROUTER_DEBUG_STALL=SECONDS): the first UPDATE blocks the loop that long, to
-#: show that the bridge keeps reading ExaBGP while rov-router is busy
-_DEBUG_STALL = float(os.environ.get("ROV_ROUTER_DEBUG_STALL", "0") or 0)
 
 
 class App(RPKISide, ConfigReload):
@@ -137,10 +131,6 @@ class App(RPKISide, ConfigReload):
         except Stopping:
             return
         self._schedule_flush()
-        if _DEBUG_STALL and line.startswith(b"{") and b'"update"' in line:
-            # test hook: block the event loop once, as a very slow redraw would
-            globals()["_DEBUG_STALL"] = 0.0
-            time.sleep(float(os.environ.get("ROV_ROUTER_DEBUG_STALL", "0")))
 
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:

@@ -31,7 +31,7 @@ from .rpki.vrp import format_prefix, parse_prefix
 
 EXPORT_ALL = ("downstream", "customer", "rs-client")
 EXPORT_CUSTOMER_ROUTES = ("peer", "provider", "route-server")
-BATCH = 100  # prefixes per 'announce attributes ... nlri' command (exabgp.md §7.6)
+BATCH = 100  # prefixes per 'announce attributes ... nlri' command (one 'done' answers a batch)
 #: the action of a route held back until every RPKI source has synced once
 HELD = "waiting for RPKI"
 TAG_VALUE = {"valid": 0, "not-found": 1, "invalid": 2}
@@ -340,11 +340,11 @@ class RouterCore:
         if ev.state == "down" and old == "up":
             p.flaps += 1
             p.eor.clear()
-            self._flush_peer(p)  # ExaBGP never withdraws a dropped peer's routes (G5)
+            self._flush_peer(p)  # ExaBGP never withdraws a dropped peer's routes
         if ev.state == "up" and p in self.exporters:
             self._replay.add(p.address)  # adj-rib-out false: we re-send our table ourselves
         if ev.state == "up" or (ev.state == "down" and old == "up"):
-            # not every 'connected' / 'down' of a neighbor we keep dialing (exabgp.md G8)
+            # not every 'connected' / 'down' pair ExaBGP reports for each dial of an unreachable neighbor
             self._emit(PeerEvent(now, p.address, ev.state, reason))
 
     def _flush_peer(self, p: Peer) -> None:
@@ -379,7 +379,7 @@ class RouterCore:
             p.withdraws += 1
             r = p.adj_in.pop((addr, plen), None)
             if r is None:
-                continue  # peers withdraw what they never announced (exabgp.md §6.7)
+                continue  # peers withdraw what they never announced (BIRD does): a no-op
             self.rib.remove(p, addr, plen)
             self._dirty.add((addr, plen))
             self._emit(RouteEvent(now, "withdrawn", r))
@@ -655,7 +655,7 @@ class RouterCore:
             if fixed is not None and ":" in fixed:
                 return fixed
             if ip_address(dst.address).version != 6:
-                # exabgp.md G12: 'next-hop self' is refused for IPv6 routes on an IPv4 session
+                # ExaBGP refuses 'next-hop self' for IPv6 routes on an IPv4 session
                 return cfg.next_hop6 or "::ffff:" + (
                     cfg.local_address or self.config.listen.split()[0]
                 )

@@ -9,7 +9,7 @@
   line rov-router sends back is written to stdout and flushed (a command).
 * stdin is read by its own thread into an in-memory queue and **never waits for rov-router**:
   a process that stops reading makes ExaBGP block, miss keepalives and drop every BGP session
-  (exabgp.md G1).  So a slow redraw or a long revalidation in rov-router costs memory here,
+  (its pipe write blocks a single-threaded daemon).  So a slow redraw or a long revalidation in rov-router costs memory here,
   never a session.
 * Nothing but commands is ever written to stdout; diagnostics go to stderr.
 * The bridge dies with ExaBGP (``PR_SET_PDEATHSIG``).  With ``--exit-with-router`` (the

@@ -1,16 +1,16 @@
 """ExaBGP 5 process API: JSON lines -> route events, and route events -> text commands.
 
-Facts this relies on (../shared/reference/exabgp.md, observed with ExaBGP 5.0.15):
+Facts this relies on (observed with ExaBGP 5.0.15):
 
 * one message per line; plain-text ``done`` / ``error`` / ``exabgp 5.0.15`` answers to our
-  commands are interleaved with the JSON (§6.1, G6);
+  commands are interleaved with the JSON;
 * ``update`` messages carry ``announce[family][next-hop] = [{"nlri": p}, ...]`` (or plain
   strings in compact mode) and ``withdraw[family] = [...]``; End-of-RIB is ``message.eor``;
 * ``state`` messages are ``connected`` / ``up`` / ``down`` (with ``reason``); ExaBGP never
-  withdraws a dropped peer's routes (G5);
+  withdraws a dropped peer's routes;
 * the process-wide shutdown is ``{"type": "notification", "notification": "shutdown"}``;
 * commands are text: ``neighbor <ip> announce attributes ... nlri P1 P2`` and our AS path
-  must be written out (ExaBGP sends ``as-path`` verbatim, §7.3).
+  must be written out (ExaBGP sends ``as-path`` verbatim).
 """
 
 from __future__ import annotations

@@ -1,10 +1,13 @@
 """Running ExaBGP 5 as a child process with a generated configuration, and the Unix-socket end
 of the bridge (:mod:`rov_router.bgp.bridge`) that carries its process API.
 
-Used for the router's own ExaBGP and for lab / test speakers alike.  Settings follow
-../shared/reference/exabgp.md: ``adj-rib-in false`` (G2), explicit families (G11), acks on,
-``cli = false``, the daemon user set to our own account (G3), logging to a file, and
-``PYTHONUNBUFFERED`` removed from the child's environment (§7.5).
+Used for the router's own ExaBGP and for lab / test speakers alike.  Settings, as ExaBGP 5.0.15
+behaves: ``adj-rib-in false`` (the default keeps every received route: about 10x the memory,
+and the router keeps its own Adj-RIB-In), explicit ``ipv4 unicast; ipv6 unicast;`` families
+(without them a neighbor offers every family ExaBGP knows), acks on, ``cli = false``, the daemon
+user set to our own account (started as root, ExaBGP becomes ``nobody`` before it forks its
+processes, which then cannot write our files), logging to a file, and ``PYTHONUNBUFFERED``
+removed from the child's environment (commands must be flushed).
 """
 
 from __future__ import annotations
@@ -278,7 +281,7 @@ class BridgeEnd:
                     self.on_connect(False)
 
     def send(self, command: str) -> None:
-        """Queue a command; at most ``window`` await an answer at any time (exabgp.md §7.6)."""
+        """Queue a command; at most ``window`` await an answer at any time (ExaBGP scans its whole command backlog on every tick: a flood slows it quadratically)."""
         self._queue.append(command)
         self._pump()
 

@@ -160,7 +160,6 @@ class Lab:
     async def run(self) -> LabResult:
         sc = self.sc
         results: list[StepResult] = []
-        loop = asyncio.get_running_loop()
         try:
             self.server = RTRServer(
                 self.cache, "127.0.0.1", 0, notify_interval=0.2, on_event=lambda ev: None
@@ -241,7 +240,7 @@ class Lab:
                     f"-- step {step.index + 1}/{len(sc.steps)}: {step.title}"
                     + (f"\n   {step.explain}" if step.explain else "")
                 )
-                await self._do(step, loop)
+                await self._do(step)
                 await asyncio.sleep(step.wait / self.speed)
                 for ex in step.expect:
                     problem = await self._check(ex)
@@ -362,7 +361,7 @@ class Lab:
     def _next_hop(self, asn: int, prefix: str) -> str:
         return mapped_next_hop(self.sc.as_by_asn(asn).address, prefix)
 
-    async def _do(self, st: Step, loop) -> None:
+    async def _do(self, st: Step) -> None:
         c = self.cache
         if st.action == "announce":
             assert st.origin_from is not None and st.prefix is not None

@@ -68,7 +68,6 @@ class ServerSession:
         self.resets_served = 0
         self.deltas_served = 0
         self.connected_at = clock()
-        self.last_query_at: float | None = None
         self.partial_since: float | None = None
         #: since when the driver's write buffer has stayed above its high-water mark
         self.blocked_since: float | None = None
@@ -287,7 +286,6 @@ class ServerSession:
             self.version = version
             events.append(ServerEvent("log", f"{self.peer}: RTR version {version}"))
         self.queries += 1
-        self.last_query_at = self.clock()
         cache = self.cache
         v = self.version
         if not cache.has_data:

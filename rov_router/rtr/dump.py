@@ -60,19 +60,3 @@ def read_dump(path: str | Path) -> Iterator[tuple[bytes, float, bytes]]:
                 )
             off += _REC.size + n
             yield kind, t, data
-
-
-def received_stream(path: str | Path) -> bytes:
-    """All bytes received from the cache on the first connection of a dump (for replay servers)."""
-    out = bytearray()
-    seen_c = False
-    for kind, _t, data in read_dump(path):
-        if kind == b"C":
-            if seen_c:
-                break
-            seen_c = True
-        elif kind == b"<":
-            out += data
-        elif kind == b"D" and seen_c:
-            break
-    return bytes(out)

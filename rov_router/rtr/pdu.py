@@ -320,11 +320,6 @@ _FIXED_LEN = {
 }
 
 
-def peek_header(buf: bytes | bytearray | memoryview, off: int = 0) -> tuple[int, int, int, int]:
-    """(version, type, bytes 2-3, length) of the PDU at ``off``; the caller checks 8 bytes exist."""
-    return _HDR.unpack_from(buf, off)
-
-
 def check_header(version: int, ptype: int, length: int, raw: bytes) -> None:
     """Header checks that do not need the body: known version and type, sane length."""
     if version not in SUPPORTED_VERSIONS:
@@ -358,7 +353,7 @@ def check_header(version: int, ptype: int, length: int, raw: bytes) -> None:
         )
 
 
-def decode_prefix(data: bytes, version: int) -> tuple[bool, VRP]:
+def decode_prefix(data: bytes) -> tuple[bool, VRP]:
     """Decode a complete IPv4/IPv6 Prefix PDU (length already checked) into (announce, VRP)."""
     if len(data) == 20:
         _, _, _, _, flags, plen, maxlen, addr, asn = _V4.unpack(data)
@@ -399,7 +394,7 @@ def decode(data: bytes, *, aspa_draft10: bool = False) -> PDU:
         )
     t = PDUType(ptype)
     if t is PDUType.IPV4_PREFIX or t is PDUType.IPV6_PREFIX:
-        announce, vrp = decode_prefix(data, version)
+        announce, vrp = decode_prefix(data)
         return PrefixPDU(version, announce, vrp)
     if t is PDUType.SERIAL_NOTIFY:
         return SerialNotify(version, field, _U32.unpack_from(data, 8)[0])

@@ -50,13 +50,3 @@ class Serial:
 
     def __str__(self) -> str:
         return str(self.value)
-
-
-def serial_lt(a: int, b: int) -> bool:
-    """RFC 1982 ``a < b`` on plain ints (undefined at distance 2^31: False)."""
-    return Serial(a) < Serial(b)
-
-
-def serial_add(a: int, n: int) -> int:
-    """RFC 1982 ``a + n`` on plain ints; ValueError outside 0 <= n <= 2^31 - 1."""
-    return (Serial(a) + n).value

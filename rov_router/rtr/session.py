@@ -234,7 +234,7 @@ class ClientSession:
         self._notify_serial = None
         self.state = State.NEGOTIATING
         events: list[Event] = []
-        self._send_query(events)
+        self._send_query()
         return events
 
     def connection_lost(self) -> list[Event]:
@@ -321,7 +321,7 @@ class ClientSession:
         self._notify_serial = None
         if notified is not None and notified != ready.serial:
             # a Serial Notify during the transfer announced a newer serial than we received
-            self._send_serial_query(events)
+            self._send_serial_query()
         self._process(events)
         return events
 
@@ -341,7 +341,7 @@ class ClientSession:
             self._forget(events, "expire interval passed without a successful update")
             if self.state is State.ESTABLISHED:
                 # connected and idle: the refresh timer went with the data, so poll afresh now
-                self._send_reset_query(events)
+                self._send_reset_query()
         if self._transfer_deadline is not None and now >= self._transfer_deadline:
             self._transfer_deadline = None
             if self.state in (State.WAITING, State.RECEIVING, State.NEGOTIATING):
@@ -357,7 +357,7 @@ class ClientSession:
             and self._refresh_at is not None
             and now >= self._refresh_at
         ):
-            self._send_serial_query(events)
+            self._send_serial_query()
         return events
 
     def next_deadline(self) -> float | None:
@@ -400,36 +400,33 @@ class ClientSession:
     def _send(self, pdu: P.PDU) -> None:
         self._out += pdu.encode()
 
-    def _send_query(self, events: list[Event]) -> None:
+    def _send_query(self) -> None:
         if (
             self.have_data
             and self.session_id is not None
             and self.serial is not None
             and self._held_version == self.version  # a session of another version: reset
         ):
-            self._send_serial_query(events)
+            self._send_serial_query()
         else:
-            self._send_reset_query(events)
+            self._send_reset_query()
 
-    def _send_reset_query(self, events: list[Event]) -> None:
+    def _send_reset_query(self) -> None:
         self._send(P.ResetQuery(self.version))
         self._sent_reset = True
-        self._start_wait(events)
+        self._start_wait()
 
-    def _send_serial_query(self, events: list[Event]) -> None:
+    def _send_serial_query(self) -> None:
         assert self.session_id is not None and self.serial is not None
         self._send(P.SerialQuery(self.version, self.session_id, self.serial))
         self._sent_reset = False
-        self._start_wait(events)
+        self._start_wait()
 
-    def _start_wait(self, events: list[Event]) -> None:
+    def _start_wait(self) -> None:
         if self.state is not State.NEGOTIATING:
             self.state = State.WAITING
         self._transfer_deadline = self.clock() + self.transfer_timeout
         self._refresh_at = None
-
-    def _established(self) -> bool:
-        return self.state in (State.WAITING, State.RECEIVING, State.ESTABLISHED)
 
     def _forget(self, events: list[Event], reason: str) -> None:
         """Drop the held epoch: data flushed, next query is a Reset Query."""
@@ -636,7 +633,7 @@ class ClientSession:
             elif isinstance(pdu, P.RouterKeyPDU):
                 self._pending.router_keys.append((pdu.announce, pdu.key))
             else:
-                self._add_aspa(pdu, events)
+                self._add_aspa(pdu)
             self._too_many_records(events)
             return
         if isinstance(pdu, P.CacheResponse):
@@ -703,7 +700,7 @@ class ClientSession:
                 )
             )
             self.state = State.WAITING if st is State.WAITING else State.NEGOTIATING
-            self._send_reset_query(events)
+            self._send_reset_query()
             return
         if isinstance(pdu, P.SerialNotify):
             if self.session_id is not None and pdu.session_id != self.session_id:
@@ -729,7 +726,7 @@ class ClientSession:
                 return
             if st is State.ESTABLISHED:
                 if not same_session or pdu.serial != self.serial:
-                    self._send_query(events)
+                    self._send_query()
             elif st in (State.WAITING, State.RECEIVING):
                 self._notify_serial = pdu.serial  # compared with End of Data's serial
             return
@@ -744,7 +741,7 @@ class ClientSession:
             events,
         )
 
-    def _add_aspa(self, pdu: P.ASPAPDU, events: list[Event]) -> None:
+    def _add_aspa(self, pdu: P.ASPAPDU) -> None:
         assert self._pending is not None
         if self.aspa_compat == "draft10" and pdu.announce:
             # draft-10 sends one PDU per AFI: merge a customer's lists into one record

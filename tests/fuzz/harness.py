@@ -179,7 +179,7 @@ def target_client(rng: random.Random) -> None:
         for _ in range(rng.randint(1, 3))
     )
     if sess.state is S.State.ESTABLISHED:
-        sess._send_query([])  # as the refresh timer would
+        sess._send_query()  # as the refresh timer would
         sess.data_to_send()
 
     def check(evs: list) -> None:

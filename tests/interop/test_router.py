@@ -92,8 +92,8 @@ def test_bridge_keeps_reading_while_the_router_is_busy(lab):
     """rov-router blocks its loop for 15 s on the first UPDATE (as a very slow redraw would)
     while a burst of 40,000 routes (several MB of JSON, far beyond the 64 KiB pipe) arrives.
     With hold time 9 s a stalled reader would make ExaBGP miss keepalives and drop the session
-    (exabgp.md G1, §8.3); through the bridge it survives and every route arrives."""
-    lab = lab(hold=9, env={"ROV_ROUTER_DEBUG_STALL": "15"})
+    (ExaBGP blocks writing into the full pipe and sends no keepalives); through the bridge it survives and every route arrives."""
+    lab = lab(hold=9, stall_first_update=15)
     sp = lab.start_upstream()
     n = 40_000
     prefixes = [f"10.{i // 256}.{i % 256}.0/24" for i in range(n)]

@@ -62,6 +62,7 @@ class Lab:
         start_router: bool = True,
         router: str = ROUTER,
         vrps_text: str | None = None,
+        stall_first_update: float = 0.0,
     ) -> None:
         need_tool("bird")
         self.birdc_bin = need_tool("birdc")
@@ -99,8 +100,11 @@ class Lab:
             self.router = self._spawn(
                 [
                     sys.executable,
-                    "-m",
-                    "rov_router.cli",
+                    *(
+                        [str(Path(__file__).with_name("stall.py")), str(stall_first_update)]
+                        if stall_first_update
+                        else ["-m", "rov_router.cli"]
+                    ),
                     "run",
                     "--config",
                     str(tmp / "router.toml"),

@@ -1,6 +1,6 @@
 """PDU encoding, strict decoding and framing (RFC 6810 v0, RFC 8210 v1, 8210bis-27 v2).
 
-Expected bytes and error codes come from the spec notes (rtr-spec.md §1-3, peers.md §2.5),
+Expected bytes and error codes come from the RFCs and from StayRTR 0.5.1 captures,
 not from the code under test.
 """
 
@@ -144,7 +144,7 @@ def test_exact_bytes_of_queries():
 def test_exact_bytes_of_prefix_and_eod():
     assert PrefixPDU(1, True, V4).encode() == raw_v4(version=1)
     assert PrefixPDU(2, False, V6).encode() == raw_v6(version=2, flags=0)
-    # End of Data v2 from the StayRTR capture (peers.md §2.5)
+    # End of Data v2 from a StayRTR 0.5.1 capture
     eod = bytes.fromhex("0207af56000000180000000000000e100000025800001c20")
     assert decode(eod) == EndOfData(2, 44886, 0, 3600, 600, 7200)
     assert EndOfData(2, 44886, 0, 3600, 600, 7200).encode() == eod
@@ -170,7 +170,7 @@ def test_error_report_layout_and_nul_terminated_text():
     enc = bytes.fromhex("0302000000000008")  # a version-3 Reset Query
     data = ErrorReport(0, 4, enc, "Bad protocol version").encode()
     assert data == raw_error(0, 4, enc, b"Bad protocol version")
-    # StayRTR terminates its text with a NUL byte (peers.md §2.4)
+    # StayRTR terminates its text with a NUL byte (0.5.1)
     got = decode(raw_error(0, 4, enc, b"Bad protocol version\x00"))
     assert got == ErrorReport(0, 4, enc, "Bad protocol version")
 
@@ -340,7 +340,7 @@ def test_framer_accepts_length_65535():
         raw_v6(plen=129, maxlen=129, addr=bytes(16)),
         raw_v6(plen=32, maxlen=129),
         raw_v6(plen=48, maxlen=32),
-        # StayRTR's ::ffff:0:0/96 sent as an IPv4 PDU 0.0.0.0/96-96 (peers.md §2.7)
+        # StayRTR's ::ffff:0:0/96 sent as an IPv4 PDU 0.0.0.0/96-96
         raw_v4(plen=96, maxlen=96, addr=bytes(4)),
     ],
     ids=[
@@ -445,7 +445,7 @@ def test_aspa_length_below_12():
     assert code_of(hdr(2, 11, 0x0100, 11) + bytes(3)) == 0
 
 
-# ---- StayRTR 0.5.1 draft-10 ASPA layout (peers.md §2.5) --------------------------------------
+# ---- StayRTR 0.5.1 draft-10 ASPA layout --------------------------------------
 
 STAYRTR_CAPTURE = [
     "02 03 af 56 00 00 00 08",

@@ -166,7 +166,7 @@ def test_withdrawals_are_batched_like_announcements(tmp_path):
     v4 = [x for x in cmds if "next-hop self" in x]
     assert len(v4) == 3 and all(x.startswith("neighbor 127.0.0.9 withdraw attributes") for x in v4)
     assert sorted(p for x in v4 for p in x.split(" nlri ")[1].split()) == sorted(prefixes)
-    # the IPv6 route is withdrawn with the next hop it was announced with (exabgp.md G12)
+    # the IPv6 route is withdrawn with the next hop it was announced with (ExaBGP refuses next-hop self for IPv6 on an IPv4 session)
     assert [x for x in cmds if x not in v4] == [
         "neighbor 127.0.0.9 withdraw attributes next-hop ::ffff:127.0.0.1 nlri 2001:db8:abcd::/48"
     ]

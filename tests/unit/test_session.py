@@ -2,7 +2,7 @@
 
 Updates go through :func:`rov_router.rtr.client.pump` into a real :class:`VRPStore`, so the
 store's duplicate (7) and unknown-withdraw (6) checks are part of what is tested.  Expected
-behaviour follows the spec notes (rtr-spec.md §4-9, peers.md §2.4-2.5).
+behaviour follows RFC 8210 / 8210bis §4-9 and what StayRTR 0.5.1 was seen to send.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from rov_router.rtr.pdu import (
     SerialNotify,
     SerialQuery,
 )
-from rov_router.rtr.serial import Serial, serial_add, serial_lt
+from rov_router.rtr.serial import Serial
 from rov_router.rtr.session import (
     ClientSession,
     CloseConnection,
@@ -540,7 +540,7 @@ def test_error_4_during_negotiation_downgrades(offered):
     h = Harness()
     h.connect()
     h.sent()
-    # StayRTR answers in a low-version PDU with a NUL-terminated text (peers.md §2.4)
+    # StayRTR answers in a low-version PDU with a NUL-terminated text (StayRTR 0.5.1)
     evs = h.feed(ErrorReport(offered, 4, ResetQuery(2).encode(), "Bad protocol version\x00"))
     assert [(e.old, e.new) for e in of(evs, VersionChanged)] == [(2, offered)]
     assert h.close is not None and h.close.reconnect_after == 0
@@ -888,7 +888,7 @@ STAYRTR = [
         "02 07 af 56 00 00 00 18 00 00 00 00 00 00 0e 10 00 00 02 58 00 00 1c 20",
     )
 ]
-# StayRTR sends all prefix PDUs before the ASPA PDUs (peers.md §2.5)
+# StayRTR sends all prefix PDUs before the ASPA PDUs (StayRTR 0.5.1)
 STAYRTR_STREAM = [STAYRTR[0], PrefixPDU(2, True, A1), PrefixPDU(2, True, A2), *STAYRTR[1:]]
 
 
@@ -1158,6 +1158,14 @@ def test_update_done_without_pending_update():
 # ---------------------------------------------------------------------------------------------
 # RFC 1982 serial arithmetic
 # ---------------------------------------------------------------------------------------------
+
+
+def serial_lt(a: int, b: int) -> bool:
+    return Serial(a) < Serial(b)
+
+
+def serial_add(a: int, n: int) -> int:
+    return (Serial(a) + n).value
 
 
 def test_serial_lt_basic_and_wraparound():
