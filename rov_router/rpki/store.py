@@ -23,82 +23,34 @@ which is what RFC 8481 revalidation needs.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytricia
 
-from .vrp import VRP, ASPARecord, RouterKey, VRPBatch, format_prefix, parse_prefix
+from .payload import (
+    BATCH_INT_V4,
+    BATCH_INT_V6,
+    VRP,
+    ASPARecord,
+    RouterKey,
+    VRPBatch,
+    format_prefix,
+    parse_prefix,
+)
+from .payload import FULL_THRESHOLD as FULL_THRESHOLD
+from .payload import Changes as Changes
+from .payload import Update as Update
+from .payload import UpdateError as UpdateError
 
 _ASN_MASK = 0xFFFFFFFF
 _LOW40 = 0xFFFFFFFFFF
 #: ``best`` of a node covered only by AS0 VRPs: matches no origin.
 NO_MATCH = -1
-#: a first load larger than this reports ``Changes.full`` instead of listing its prefixes
-FULL_THRESHOLD = 10_000
-# VRPBatch records with the address as integers (IPv6 as two 64-bit halves), for sort keys
-_SORT4 = struct.Struct("!BBBxII")
-_SORT6 = struct.Struct("!BBBxQQI")
+_SORT4 = BATCH_INT_V4
+_SORT6 = BATCH_INT_V6
 _LOWBIT = bytes(i & 1 for i in range(256))  # flags byte -> announce bit
 Best = int | dict[int, int]
-
-
-class UpdateError(Exception):
-    """An update cannot be applied: ``code`` is the RTR error code (6 or 7), ``record`` the culprit."""
-
-    def __init__(self, code: int, message: str, record: object) -> None:
-        super().__init__(message)
-        self.code = code
-        self.record = record
-
-
-@dataclass
-class Update:
-    """A complete RTR transfer (Cache Response .. End of Data) from one source, in PDU order.
-
-    ``reset`` means the transfer answers a Reset Query: it replaces everything the source held.
-    ``vrps`` / ``router_keys`` are ``(announce, record)`` pairs; ``aspas`` too, where a withdraw
-    record has no providers.
-    """
-
-    source: str
-    reset: bool
-    vrps: VRPBatch = field(default_factory=VRPBatch)
-    router_keys: list[tuple[bool, RouterKey]] = field(default_factory=list)
-    aspas: list[tuple[bool, ASPARecord]] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.vrps) + len(self.router_keys) + len(self.aspas)
-
-
-@dataclass
-class Changes:
-    """What an applied update changed.  ``prefixes`` are the VRP prefixes whose VRPs changed.
-
-    ``full`` is set when a first full table of more than :data:`FULL_THRESHOLD` prefixes was
-    loaded: every route may be affected, so consumers revalidate everything, and the prefixes
-    of that load are not listed (saving ~100 bytes per VRP prefix at the load's peak)."""
-
-    source: str
-    prefixes: set[tuple[bytes, int]] = field(default_factory=set)
-    full: bool = False
-    vrps_added: int = 0
-    vrps_removed: int = 0
-    aspa_customers: set[int] = field(default_factory=set)
-    router_keys_added: int = 0
-    router_keys_removed: int = 0
-
-    def __bool__(self) -> bool:
-        return bool(
-            self.prefixes
-            or self.aspa_customers
-            or self.router_keys_added
-            or self.router_keys_removed
-        )
-
-    def prefix_strings(self) -> list[str]:
-        return sorted(format_prefix(a, p) for a, p in self.prefixes)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""RPKI payload types (VRP, ASPA record, Router Key) and loaders for VRP files.
+"""Loaders for VRP files (the payload types themselves are in :mod:`rov_router.rpki.payload`).
 
 Formats read: rpki-client JSON (``roas``, ``bgpsec_keys``, ``aspas`` or the older per-AFI
 ``provider_authorizations``), StayRTR / Routinator JSON (the same shape; ASNs as numbers or
@@ -17,14 +17,20 @@ import csv
 import gzip
 import io
 import lzma
-import socket
-import struct
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
+
+# the payload types, re-exported: callers (and the tests) import them from here too
+from .payload import VRP as VRP
+from .payload import ASPARecord as ASPARecord
+from .payload import RouterKey as RouterKey
+from .payload import VRPBatch as VRPBatch
+from .payload import format_prefix as format_prefix
+from .payload import kind_of as _kind
+from .payload import parse_prefix as parse_prefix
 
 from ..gcpause import gc_paused
 
@@ -40,115 +46,9 @@ except ImportError:  # pragma: no cover - orjson is a declared dependency
         return _stdjson.loads(data)
 
 
-class VRP(NamedTuple):
-    """Validated ROA Payload: packed network address, prefix length, max length, origin ASN."""
-
-    addr: bytes
-    plen: int
-    maxlen: int
-    asn: int
-
-    @property
-    def is_v6(self) -> bool:
-        return len(self.addr) == 16
-
-    @property
-    def prefix(self) -> str:
-        a = IPv6Address(self.addr) if len(self.addr) == 16 else IPv4Address(self.addr)
-        return f"{a}/{self.plen}"
-
-    @property
-    def key(self) -> tuple[bytes, int]:
-        """The trie key (pytricia takes ``(packed address, length)`` tuples)."""
-        return (self.addr, self.plen)
-
-    def __str__(self) -> str:
-        return f"{self.prefix}-{self.maxlen} AS{self.asn}"
-
-    @classmethod
-    def parse(cls, prefix: str, maxlen: int | None, asn: int) -> VRP:
-        addr, plen = parse_prefix(prefix)
-        ml = plen if maxlen is None else int(maxlen)
-        bits = len(addr) * 8
-        if not plen <= ml <= bits:
-            raise ValueError(f"max length {ml} outside {plen}..{bits} for {prefix}")
-        if not 0 <= asn <= 0xFFFFFFFF:
-            raise ValueError(f"ASN {asn} outside 0..4294967295")
-        return cls(addr, plen, ml, asn)
-
-
-class ASPARecord(NamedTuple):
-    """One customer AS and its (sorted, unique) provider ASes; ``(0,)`` is the AS0 ASPA."""
-
-    customer: int
-    providers: tuple[int, ...]
-
-    def __str__(self) -> str:
-        return f"AS{self.customer} -> [{', '.join(f'AS{p}' for p in self.providers)}]"
-
-
-class RouterKey(NamedTuple):
-    """BGPsec router key: Subject Key Identifier (20 octets), ASN, SubjectPublicKeyInfo (DER)."""
-
-    ski: bytes
-    asn: int
-    spki: bytes
-
-    def __str__(self) -> str:
-        return f"AS{self.asn} SKI {self.ski.hex()}"
-
-
 # ---------------------------------------------------------------------------------------------
 # Parsing helpers
 # ---------------------------------------------------------------------------------------------
-
-
-def parse_prefix(text: str, *, mask_host_bits: bool = False) -> tuple[bytes, int]:
-    """``"192.0.2.0/24"`` -> ``(b"\\xc0\\x00\\x02\\x00", 24)``; raises ValueError when malformed."""
-    if not isinstance(text, str):
-        raise ValueError(f'prefix must be a string like "192.0.2.0/24", got {_kind(text)}')
-    addr_s, sep, len_s = text.strip().partition("/")
-    if ":" in addr_s:
-        fam, bits = socket.AF_INET6, 128
-    else:
-        fam, bits = socket.AF_INET, 32
-    try:
-        addr = socket.inet_pton(fam, addr_s)
-    except OSError:
-        raise ValueError(f"bad address in prefix {text!r}") from None
-    if not sep:
-        plen = bits
-    elif not len_s.isdigit() or int(len_s) > bits:
-        raise ValueError(f"bad prefix length in {text!r}")
-    else:
-        plen = int(len_s)
-    host = int.from_bytes(addr, "big") & ((1 << (bits - plen)) - 1)
-    if host:
-        net = (int.from_bytes(addr, "big") ^ host).to_bytes(bits // 8, "big")
-        if not mask_host_bits:
-            raise ValueError(
-                f"prefix {text!r} has bits set beyond /{plen} "
-                f"(the network is {format_prefix(net, plen)})"
-            )
-        addr = net
-    return addr, plen
-
-
-def _kind(v: Any) -> str:
-    """How a JSON value looks, for error messages (never Python's type names)."""
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return f"the number {v!r}"
-    if isinstance(v, str):
-        return f"the string {v[:60]!r}"
-    if isinstance(v, list):
-        return "a list"
-    if isinstance(v, dict):
-        return "an object"
-    return "an unexpected value"
 
 
 def _object(v: Any, what: str) -> dict:
@@ -175,11 +75,6 @@ def parse_asn(value: Any) -> int:
     if not 0 <= asn <= 0xFFFFFFFF:
         raise ValueError(f"ASN {value!r} outside 0..4294967295")
     return asn
-
-
-def format_prefix(addr: bytes, plen: int) -> str:
-    a = IPv6Address(addr) if len(addr) == 16 else IPv4Address(addr)
-    return f"{a}/{plen}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -590,46 +485,3 @@ def vrps_to_json(
         ],
     }
     return doc
-
-
-_B4 = struct.Struct("!BBBx4sI")
-_B6 = struct.Struct("!BBBx16sI")
-
-
-class VRPBatch:
-    """A compact list of ``(announce, VRP)`` pairs: the bodies of Prefix PDUs as received
-    (flags, prefix length, max length, zero, address, ASN), 12 octets per IPv4 record and 24 per
-    IPv6 record.  A full table of 700k VRPs takes about 10 MB here instead of ~150 MB of tuples.
-    Order is kept within each address family (which is all that matters: a record and its
-    withdrawal are always of the same family)."""
-
-    __slots__ = ("v4", "v6")
-
-    def __init__(self, items: Iterable[tuple[bool, VRP]] = ()) -> None:
-        self.v4 = bytearray()
-        self.v6 = bytearray()
-        for item in items:
-            self.append(item)
-
-    def append(self, item: tuple[bool, VRP]) -> None:
-        announce, v = item
-        if len(v.addr) == 4:
-            self.v4 += _B4.pack(int(announce), v.plen, v.maxlen, v.addr, v.asn)
-        else:
-            self.v6 += _B6.pack(int(announce), v.plen, v.maxlen, v.addr, v.asn)
-
-    def __len__(self) -> int:
-        return len(self.v4) // 12 + len(self.v6) // 24
-
-    def __bool__(self) -> bool:
-        return bool(self.v4 or self.v6)
-
-    def raw(self) -> Iterator[tuple[int, int, int, bytes, int]]:
-        """``(flags, plen, maxlen, addr, asn)`` for every record, IPv4 first."""
-        yield from _B4.iter_unpack(self.v4)
-        yield from _B6.iter_unpack(self.v6)
-
-    def __iter__(self) -> Iterator[tuple[bool, VRP]]:
-        new = tuple.__new__
-        for flags, plen, maxlen, addr, asn in self.raw():
-            yield bool(flags & 1), new(VRP, (addr, plen, maxlen, asn))

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ..rpki.vrp import VRP, ASPARecord, RouterKey
+from ..rpki.payload import VRP, ASPARecord, RouterKey
 from . import pdu as P
 from .serial import Serial
 

@@ -1,5 +1,6 @@
 """The embedded cache's session with one router, sans-IO (no sockets, no sleeps, an injectable
-clock), answering from a :class:`~rov_router.rtr.cache.CacheState`.
+clock), answering from a :class:`~rov_router.rpki.payload.PayloadSource` (the cache's
+:class:`~rov_router.rtr.cache.CacheState`).
 
 The driver (:mod:`rov_router.rtr.server`, a test or the fuzz harness) calls
 
@@ -25,8 +26,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..rpki.payload import PayloadSource
 from . import pdu as P
-from .cache import MAX_VERSION, CacheState
+from .cache import MAX_VERSION
 
 #: a router whose write buffer has not drained for this long is dropped
 DRAIN_TIMEOUT = 30.0
@@ -47,7 +49,7 @@ class ServerSession:
 
     def __init__(
         self,
-        cache: CacheState,
+        cache: PayloadSource,
         peer: str = "?",
         *,
         max_version: int = MAX_VERSION,

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..rpki.store import Changes, UpdateError, VRPStore
+from ..rpki.payload import Changes, PayloadTarget, UpdateError
 from . import session as S
 from .dump import DumpWriter, read_dump
 from .transport.connect import open_connection
@@ -36,7 +36,7 @@ class Applied(S.Event):
 
 
 def pump(
-    session: S.ClientSession, store: VRPStore, events: list[S.Event]
+    session: S.ClientSession, store: PayloadTarget, events: list[S.Event]
 ) -> tuple[list[S.Event], S.CloseConnection | None]:
     """Act on session events against the store: apply updates at End of Data, flush on fatal
     errors or expiry.  Returns every event (with :class:`Applied` ones added) and the
@@ -90,7 +90,7 @@ class RTRClient:
         self,
         host: str,
         port: int,
-        store: VRPStore,
+        store: PayloadTarget,
         *,
         source: str | None = None,
         on_event: Callable[[S.Event], None] | None = None,
@@ -334,7 +334,7 @@ class RTRManager:
 
     def __init__(
         self,
-        store: VRPStore,
+        store: PayloadTarget,
         clients: list[RTRClient],
         *,
         on_switch: Callable[[RTRClient, bool], None] | None = None,
@@ -418,7 +418,7 @@ class ReplayResult:
 
 def replay(
     path: str | Path,
-    store: VRPStore,
+    store: PayloadTarget,
     *,
     source: str = "replay",
     on_event: Callable[[S.ClientSession, S.Event], None] | None = None,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from ipaddress import IPv4Address, IPv6Address
 
-from ..rpki.vrp import VRP, ASPARecord, RouterKey
+from ..rpki.payload import BATCH_INT_V4, BATCH_REC_V4, BATCH_REC_V6, VRP, ASPARecord, RouterKey
 
 SUPPORTED_VERSIONS = (0, 1, 2)
 HEADER_LEN = 8
@@ -112,8 +112,9 @@ class LegacyASPALayout(PDUError):
 
 _HDR = struct.Struct("!BBHI")
 _HDR_SERIAL = struct.Struct("!BBHII")
-_V4 = struct.Struct("!BBHIBBBx4sI")
-_V6 = struct.Struct("!BBHIBBBx16sI")
+# a Prefix PDU is the header and one VRP batch record (the layout is rpki.payload's)
+_V4 = struct.Struct(_HDR.format + BATCH_REC_V4.format[1:])
+_V6 = struct.Struct(_HDR.format + BATCH_REC_V6.format[1:])
 _EOD1 = struct.Struct("!BBHIIIII")
 _U32 = struct.Struct("!I")
 
@@ -530,8 +531,8 @@ def _decode_aspa_draft10(data: bytes, version: int, length: int) -> ASPAPDU:
 
 _HOSTMASK4 = [(1 << (32 - n)) - 1 for n in range(33)]
 _HOSTMASK6 = [(1 << (128 - n)) - 1 for n in range(129)]
-_B4 = struct.Struct("!BBHIBBBxII")
-_B6 = struct.Struct("!BBHIBBBx16sI")
+_B4 = struct.Struct(_HDR.format + BATCH_INT_V4.format[1:])  # the address as an int, for the mask
+_B6 = _V6
 
 
 class Framer:

@@ -26,8 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
-from ..rpki.store import Update, UpdateError
-from ..rpki.vrp import ASPARecord
+from ..rpki.payload import ASPARecord, Update, UpdateError
 from . import pdu as P
 from .serial import Serial
 

@@ -4,6 +4,8 @@
 * no import cycle between modules (lazy imports inside functions count too; imports under
   ``if TYPE_CHECKING:`` do not);
 * ``rtr/`` and ``rpki/`` import nothing of the layers above them;
+* ``rtr/`` reaches the store only through the payload seam (``rpki.payload``), never the
+  concrete store (``rpki.store``, which loads pytricia); ``rpki.payload`` imports nothing;
 * ``bgp/`` (sessions and the ExaBGP codec) imports nothing of ``rtr/`` or ``rpki/``;
 * ``ops/`` and ``ui/`` read the router only through the status view (``rov_router.status``);
 * no test module imports another test module (shared helpers live in ``tests/support``).
@@ -184,6 +186,18 @@ def test_rtr_and_rpki_import_nothing_above_them(graph):
         (a, b) for a, deps in graph.items() if _under(a, LOWER) for b in deps if _under(b, UPPER)
     }
     _check("lower", found)
+
+
+def test_rtr_talks_to_the_store_only_through_the_payload_seam(graph):
+    found = {
+        (a, b)
+        for a, deps in graph.items()
+        if _under(a, ("rov_router.rtr",))
+        for b in deps
+        if b == "rov_router.rpki.store"
+    }
+    found |= {("rov_router.rpki.payload", b) for b in graph["rov_router.rpki.payload"]}
+    _check("payload", found)
 
 
 def test_bgp_imports_nothing_of_rtr_or_rpki(graph):
