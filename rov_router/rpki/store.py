@@ -19,6 +19,10 @@ Updates are applied atomically: :meth:`VRPStore.apply` first checks the whole up
 what the source holds (withdrawal of an unknown record -> error 6, duplicate announcement ->
 error 7), and only if that passes changes the tries.  It returns the VRP prefixes that changed,
 which is what RFC 8481 revalidation needs.
+
+Length (~610 lines): the node layout above and every routine that reads or maintains it
+(bulk load, incremental apply, lookup, reasons) have to change together.  The payload types
+it stores are in :mod:`rov_router.rpki.payload`.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ Decoding never trusts the peer: lengths, ranges, host bits and per-version PDU t
 checked, and every failure raises :class:`PDUError` carrying the RFC error code to report and
 the offending PDU bytes.  Reserved fields are written as zero and ignored on receipt, as
 RFC 8210 §5 requires.
+
+Length (~620 lines): one PDU type per class, each with its encoder and its strict decoder side
+by side, plus the framer's fast path for Prefix PDUs; they share the header and record
+layouts, and reading a type's encoding next to its checks is the point.
 """
 
 from __future__ import annotations

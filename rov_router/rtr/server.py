@@ -1,6 +1,10 @@
 """asyncio RTR cache server: any number of routers at once, Serial Notify on changes (rate
 limited, bis §8.2), stalled or half-talking routers dropped without affecting the others, and
-a front end that serves a VRP file (+ SLURM), reloading it when it changes or on SIGHUP."""
+a front end that serves a VRP file (+ SLURM), reloading it when it changes or on SIGHUP.
+
+Length (~570 lines): the file front end (:class:`FileSource`, :class:`FileCache`) is due to
+move to its own module; it stays here while the reload path is being optimised in place.
+The per-router protocol logic is in :mod:`rov_router.rtr.cache_session`."""
 
 from __future__ import annotations
 

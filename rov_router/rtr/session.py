@@ -16,6 +16,11 @@ Covered: version negotiation and downgrade (RFC 8210 §7, bis §7), session IDs,
 arithmetic, Serial Notify, Cache Reset, Error Reports with per-version codes and fatal vs
 non-fatal handling (bis §12), refresh / retry / expire timers (RFC 8210 §6), a bound on the
 wait for End of Data (bis §11.4), and StayRTR 0.5.1's draft-10 ASPA layout.
+
+Length (~840 lines): one state machine.  Every handler reads and sets the same state (version,
+session ID, serial, pending transfer, timers), so splitting it across modules would spread one
+transition table over several files; the PDU codec, serial arithmetic and payload types are
+already elsewhere.
 """
 
 from __future__ import annotations
