@@ -607,7 +607,7 @@ def inproc_child(port: int) -> int:
 
 def _creds(tmp: Path) -> dict:
     """A CA, cache and router certificates, SSH host and router keys (made here, as the tests
-    make them: ``tests/unit/test_transport_config.py``)."""
+    make them: ``tests/support/pki.py``)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from tests.support.pki import make_pki, make_ssh_keys
 

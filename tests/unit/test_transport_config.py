@@ -1,6 +1,6 @@
 """Secure-transport settings (RFC 8210 §9): [[rpki]] transport keys, command-line options,
-TLS contexts and the identity checks of both ends.  Also the throwaway PKI / SSH key makers the
-interop tests use (keys are made in tmp dirs at test time, never committed)."""
+TLS contexts and the identity checks of both ends (the throwaway PKI is made by
+tests/support/pki.py)."""
 
 from __future__ import annotations
 
