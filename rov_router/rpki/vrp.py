@@ -17,11 +17,14 @@ import csv
 import gzip
 import io
 import lzma
+import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ..gcpause import gc_paused
 
 # the payload types, re-exported: callers (and the tests) import them from here too
 from .payload import VRP as VRP
@@ -31,8 +34,6 @@ from .payload import VRPBatch as VRPBatch
 from .payload import format_prefix as format_prefix
 from .payload import kind_of as _kind
 from .payload import parse_prefix as parse_prefix
-
-from ..gcpause import gc_paused
 
 try:  # orjson parses the 58 MB rpki-client export about 3x faster than the json module
     import orjson as _json

@@ -8,6 +8,7 @@ import pytest
 from rov_router.bgp import exabgp as X
 from rov_router.config import ConfigError, load_config
 from rov_router.policy import rfc8097_community
+from rov_router.router import RouterCore
 from rov_router.rpki.store import Update
 from rov_router.rpki.vrp import VRP, VRPBatch
 from tests.support.core import GOOD, announce, make_core, msg, up, withdraw
