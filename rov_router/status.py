@@ -458,7 +458,7 @@ class Status:
                 if recent_by_peer is None:
                     recent_by_peer = self._recent_routes()
                 live = recent_by_peer.get(p.address, {})
-                recent = [r for r in live.values() if p.adj_in.get(r.key) is r][-per_neighbor:]
+                recent = [r for r in live.values() if p.adj_in.get(r.prefix) is r][-per_neighbor:]
             if per_peer is not None:
                 c = per_peer.get(p.address)
             else:
