@@ -2,9 +2,11 @@
 
 * ``bird``: a BIRD 2 in the middle (what a C router does; no ROV),
 * ``recv``: ExaBGP that only receives (``bench_router.run_baseline``: up -> End-of-RIB),
-* ``relay``: the same ExaBGP as rov-router's, with a trivial process that re-announces every
-  UPDATE it receives to the sink in the same batched command form as rov-router (the floor
-  ExaBGP's command channel allows), and withdraws everything, batched, when the feeder goes,
+* ``relay``: the same ExaBGP as rov-router's (launched the same way, same settings: the
+  command budget of ``rov_router.bgp.exabgp_run``), with a trivial process that re-announces
+  every UPDATE it receives to the sink in the same batched command form and with the same
+  window of commands awaiting an answer as rov-router (the floor ExaBGP's command channel
+  allows), and withdraws everything, batched, when the feeder goes,
 * ``rov``: ``rov-router run`` (drop-invalid, embedded cache on the prepdev VRPs).
 
 Figures: feeder start -> sink complete (the sink's route count stops changing), then the feeder
