@@ -256,6 +256,22 @@ def test_nothing_per_route_that_could_be_shared(tmp_path):
     assert list(p.adj_in) == ["12.0.0.0/8"] and c.rib.entry(r1.addr, r1.plen) is None
 
 
+def test_attribute_sets_are_shared_without_keeping_every_text():
+    """One Attributes object per distinct attribute set for the whole table, while only the
+    recent JSON texts (which cost more than the objects) are kept to skip decoding."""
+
+    def attrs(*path: int) -> dict:
+        return {"origin": "igp", "as-path": {"0": {"element": "as-sequence", "value": list(path)}}}
+
+    first = X.interned_attributes("127.0.0.2", attrs(65001, 64496))
+    for i in range(X.TEXT_MAX + 10):
+        X.interned_attributes("127.0.0.2", attrs(65001, 1000 + i))
+    assert len(X._BY_TEXT) <= X.TEXT_MAX
+    again = X.interned_attributes("127.0.0.2", attrs(65001, 64496))
+    assert again is first
+    assert X.interned_attributes("127.0.0.3", attrs(65001, 64496)) is not first
+
+
 def test_revalidation_flips_routes_and_downstream(tmp_path):
     c, store = core(tmp_path)
     up(c, "127.0.0.9")
