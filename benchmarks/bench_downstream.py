@@ -2,9 +2,11 @@
 
 * ``bird``: a BIRD 2 in the middle (what a C router does; no ROV),
 * ``recv``: ExaBGP that only receives (``bench_router.run_baseline``: up -> End-of-RIB),
-* ``relay``: the same ExaBGP as rov-router's, with a trivial process that re-announces every
-  UPDATE it receives to the sink in the same batched command form as rov-router (the floor
-  ExaBGP's command channel allows), and withdraws everything, batched, when the feeder goes,
+* ``relay``: the same ExaBGP as rov-router's (launched the same way, same settings: the
+  command budget of ``rov_router.bgp.exabgp_run``), with a trivial process that re-announces
+  every UPDATE it receives to the sink in the same batched command form and with the same
+  window of commands awaiting an answer as rov-router (the floor ExaBGP's command channel
+  allows), and withdraws everything, batched, when the feeder goes,
 * ``rov``: ``rov-router run`` (drop-invalid, embedded cache on the prepdev VRPs).
 
 Figures: feeder start -> sink complete (the sink's route count stops changing), then the feeder
@@ -21,6 +23,7 @@ ExaBGP (and the relay's ExaBGP) into DIR.  Uses 127.0.0.1/.3/.9; take the intero
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import json
 import os
@@ -36,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import bench_between as BB
 import bench_router as B
 
+from rov_router.bgp.speaker import WINDOW
 from rov_router.procs import free_port, port_listening, stop_child
 
 SINK_ADDR = BB.SINK_ADDR
@@ -46,9 +50,10 @@ TIMEOUT = 1800.0
 # ---- the relay (hidden mode: run by ExaBGP as its process) --------------------------------------
 
 
-def relay_main(sink: str, local_as: int, batch: int) -> int:
+def relay_main(sink: str, local_as: int, batch: int, window: int) -> int:
     """Re-announce every received UPDATE to ``sink`` (``announce attributes ... nlri``, at most
-    ``batch`` prefixes a command); on the feeder's ``down``, withdraw all of it, batched."""
+    ``batch`` prefixes a command, at most ``window`` commands awaiting ExaBGP's answer: the
+    form and the window rov-router uses); on the feeder's ``down``, withdraw all of it, batched."""
     try:
         import orjson
 
@@ -57,54 +62,62 @@ def relay_main(sink: str, local_as: int, batch: int) -> int:
         loads = json.loads
     out = sys.stdout
     held: dict[str, None] = {}
+    queue: collections.deque[str] = collections.deque()
+    outstanding = 0
     for line in sys.stdin.buffer:
         if not line.startswith(b"{"):
-            continue
-        m = loads(line)
-        n = m.get("neighbor", {})
-        peer = n.get("address", {}).get("peer")
-        if peer == sink:
-            continue
-        cmds = []
-        if m.get("type") == "state" and n.get("state") == "down":
-            ps = list(held)
-            held.clear()
-            for i in range(0, len(ps), batch):
-                cmds.append(
-                    f"neighbor {sink} withdraw attributes next-hop self nlri "
-                    + " ".join(ps[i : i + batch])
-                )
-        elif m.get("type") == "update":
-            u = n.get("message", {}).get("update")
-            if not u:
+            if line.strip() in (b"done", b"error"):
+                outstanding = max(0, outstanding - 1)
+        else:
+            m = loads(line)
+            n = m.get("neighbor", {})
+            peer = n.get("address", {}).get("peer")
+            if peer == sink:
                 continue
-            a = u.get("attribute", {})
-            path = " ".join(
-                " ".join(str(x) for x in seg["value"])
-                for _k, seg in sorted(a.get("as-path", {}).items(), key=lambda kv: int(kv[0]))
-            )
-            attrs = f"origin {a.get('origin', 'igp')} as-path [ {local_as} {path} ]"
-            for _fam, by_nh in u.get("announce", {}).items():
-                for nh, nlris in by_nh.items():
-                    ps = [x if isinstance(x, str) else x["nlri"] for x in nlris]
-                    held.update(dict.fromkeys(ps))
-                    for i in range(0, len(ps), batch):
-                        cmds.append(
-                            f"neighbor {sink} announce attributes next-hop {nh} {attrs} nlri "
-                            + " ".join(ps[i : i + batch])
-                        )
-            ws = []
-            for _fam, nlris in u.get("withdraw", {}).items():
-                ws += [x if isinstance(x, str) else x["nlri"] for x in nlris]
-            for p in ws:
-                held.pop(p, None)
-            for i in range(0, len(ws), batch):
-                cmds.append(
-                    f"neighbor {sink} withdraw attributes next-hop self nlri "
-                    + " ".join(ws[i : i + batch])
+            cmds = queue
+            if m.get("type") == "state" and n.get("state") == "down":
+                ps = list(held)
+                held.clear()
+                for i in range(0, len(ps), batch):
+                    cmds.append(
+                        f"neighbor {sink} withdraw attributes next-hop self nlri "
+                        + " ".join(ps[i : i + batch])
+                    )
+            elif m.get("type") == "update":
+                u = n.get("message", {}).get("update")
+                if not u:
+                    continue
+                a = u.get("attribute", {})
+                path = " ".join(
+                    " ".join(str(x) for x in seg["value"])
+                    for _k, seg in sorted(a.get("as-path", {}).items(), key=lambda kv: int(kv[0]))
                 )
-        if cmds:
-            out.write("\n".join(cmds) + "\n")
+                attrs = f"origin {a.get('origin', 'igp')} as-path [ {local_as} {path} ]"
+                for _fam, by_nh in u.get("announce", {}).items():
+                    for nh, nlris in by_nh.items():
+                        ps = [x if isinstance(x, str) else x["nlri"] for x in nlris]
+                        held.update(dict.fromkeys(ps))
+                        for i in range(0, len(ps), batch):
+                            cmds.append(
+                                f"neighbor {sink} announce attributes next-hop {nh} {attrs} nlri "
+                                + " ".join(ps[i : i + batch])
+                            )
+                ws = []
+                for _fam, nlris in u.get("withdraw", {}).items():
+                    ws += [x if isinstance(x, str) else x["nlri"] for x in nlris]
+                for p in ws:
+                    held.pop(p, None)
+                for i in range(0, len(ws), batch):
+                    cmds.append(
+                        f"neighbor {sink} withdraw attributes next-hop self nlri "
+                        + " ".join(ws[i : i + batch])
+                    )
+        send = []
+        while queue and outstanding < window:
+            send.append(queue.popleft())
+            outstanding += 1
+        if send:
+            out.write("\n".join(send) + "\n")
             out.flush()
     return 0
 
@@ -294,7 +307,7 @@ def run_relay(ctx: dict, tmp: Path, batch: int, profile: Path | None) -> dict:
     run_line = next(x for x in text.splitlines() if x.strip().startswith("run "))
     relay = (
         f"\trun {sys.executable} {Path(__file__).resolve()} --relay {SINK_ADDR} "
-        f"{ctx['router_as']} {batch};"
+        f"{ctx['router_as']} {batch} {WINDOW};"
     )
     conf.write_text(text.replace(run_line, relay))
     with open(tmp / "exabgp.out", "wb") as out:
@@ -424,7 +437,7 @@ next_hop = "keep"
 
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--relay":
-        return relay_main(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+        return relay_main(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
     if len(sys.argv) > 1 and sys.argv[1] == "--sink":
         return B.sink_main(sys.argv[2])
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -445,7 +458,7 @@ def main() -> int:
     sink_as = next(a for a in range(64600, 65000) if a not in used)
     print(
         f"table: {len(table):,} prefixes; AS{feeder_as} -> AS{router_as} -> AS{sink_as}; "
-        f"batch {batch}"
+        f"batch {batch}, window {WINDOW}"
     )
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)

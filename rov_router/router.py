@@ -26,11 +26,13 @@ from .policy import decide, decide_aspa, rfc8097_community
 from .rpki.aspa import ALGORITHM
 from .rpki.aspa import verify as verify_aspa
 from .rpki.store import Changes, VRPStore
-from .rpki.validate import Verdict, make_checker, validate_route
+from .rpki.validate import OriginState, Verdict, make_checker, validate_route
 from .rpki.vrp import format_prefix, parse_prefix
 
 EXPORT_ALL = ("downstream", "customer", "rs-client")
 EXPORT_CUSTOMER_ROUTES = ("peer", "provider", "route-server")
+#: one ``str`` per validation state, shared by every route (``str(state)`` copied it per route)
+STATE_TEXT: dict[OriginState, str] = {s: s.value for s in OriginState}
 BATCH = 100  # prefixes per 'announce attributes ... nlri' command (one 'done' answers a batch)
 #: the action of a route held back until every RPKI source has synced once
 HELD = "waiting for RPKI"
@@ -62,7 +64,8 @@ class Peer:
         self.reason = ""
         self.since: float | None = None
         self.last_error = ""  # the last reason a session went down / NOTIFICATION, in words
-        self.adj_in: dict[tuple[bytes, int], Route] = {}
+        #: prefix text (the route's own ``prefix`` string, no key object per route) -> route
+        self.adj_in: dict[str, Route] = {}
         #: prefix -> attribute text as last announced to this neighbor
         self.adj_out: dict[str, str] = {}
         self.eor: set[str] = set()
@@ -353,9 +356,9 @@ class RouterCore:
             if not i % SLICE:
                 self._check_stop()
             del p.adj_in[key]
-            entry, _ = self.rib.remove(p, key[0], key[1])
+            entry, _ = self.rib.remove(p, r.addr, r.plen)
             if entry is not None:
-                self._dirty.add(key)
+                self._dirty.add((r.addr, r.plen))
             self._emit(RouteEvent(now, "flushed", r))
 
     def _update(self, up: X.Update) -> None:
@@ -377,7 +380,7 @@ class RouterCore:
                 continue
             self.stats.withdrawn += 1
             p.withdraws += 1
-            r = p.adj_in.pop((addr, plen), None)
+            r = p.adj_in.pop(prefix, None)
             if r is None:
                 continue  # peers withdraw what they never announced (BIRD does): a no-op
             self.rib.remove(p, addr, plen)
@@ -400,13 +403,13 @@ class RouterCore:
             r = Route(p, fam, prefix, addr, plen, attrs, origin, now)
             self._evaluate(r)
             _entry, old = self.rib.add(r)
-            p.adj_in[(addr, plen)] = r
+            p.adj_in[prefix] = r
             self._dirty.add((addr, plen))
             self._emit(RouteEvent(now, "new", r, old.state if old else None))
 
     def _evaluate(self, r: Route, state: str | None = None) -> None:
         """Validate and decide; ``state``: the origin validation verdict, when already known."""
-        r.state = str(self.check(r.addr, r.plen, r.origin)) if state is None else state
+        r.state = STATE_TEXT[self.check(r.addr, r.plen, r.origin)] if state is None else state
         cfg = r.peer.config
         d = decide(cfg.policy, r.state, depref_local_pref=self.config.depref_local_pref)
         algorithm = ALGORITHM.get(cfg.role)
@@ -482,7 +485,7 @@ class RouterCore:
                 if not n % SLICE:
                     self._check_stop()
                 n += 1
-                state = str(check(r.addr, r.plen, r.origin))
+                state = STATE_TEXT[check(r.addr, r.plen, r.origin)]
                 if state == r.state and (r.action == HELD) == held:
                     continue
                 self._revalidate(r, now, state)

@@ -414,12 +414,12 @@ class Status:
     def find(self, prefix: str, neighbor: str = "") -> list[Route]:
         """The routes for exactly ``prefix`` (ValueError when it is not a prefix)."""
         addr, plen = parse_prefix(prefix)
-        out = []
-        for p in self.core.peers.values():
-            r = p.adj_in.get((addr, plen))
-            if r is not None and (not neighbor or p.address == neighbor):
-                out.append(r)
-        return out
+        entry = self.core.rib.entry(addr, plen)  # any spelling of the prefix
+        if entry is None:
+            return []
+        order = {p: i for i, p in enumerate(self.core.peers.values())}
+        routes = sorted(entry.routes, key=lambda r: order.get(r.peer, len(order)))
+        return [r for r in routes if not neighbor or r.peer.address == neighbor]
 
     def details(self, prefix: str, neighbor: str = "") -> list[RouteDetail]:
         return [route_detail(self.core, r) for r in self.find(prefix, neighbor)]
@@ -458,7 +458,7 @@ class Status:
                 if recent_by_peer is None:
                     recent_by_peer = self._recent_routes()
                 live = recent_by_peer.get(p.address, {})
-                recent = [r for r in live.values() if p.adj_in.get(r.key) is r][-per_neighbor:]
+                recent = [r for r in live.values() if p.adj_in.get(r.prefix) is r][-per_neighbor:]
             if per_peer is not None:
                 c = per_peer.get(p.address)
             else:

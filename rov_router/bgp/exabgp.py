@@ -250,21 +250,32 @@ def _decode_update(peer: str, peer_as: int | None, u: dict[str, Any]) -> Update:
     return up
 
 
-#: Attributes objects by (next hop, attribute JSON): a full table has ~1/10 as many distinct
-#: attribute sets as routes, so routes share one object (memory) and repeats skip the decoding
-_INTERNED: dict[tuple[str, bytes | str], Attributes] = {}
+#: one Attributes object per distinct value: a full table has ~1/10 as many distinct attribute
+#: sets as routes, so routes share one object
+_INTERNED: dict[Attributes, Attributes] = {}
 INTERN_MAX = 1 << 18  # the cache is dropped when it holds this many (sharing restarts)
+#: the recent (next hop, attribute JSON) texts: repeats skip the decoding.  Kept small: the
+#: texts of a whole table's attribute sets cost more than the objects decoded from them
+_BY_TEXT: dict[tuple[str, bytes | str], Attributes] = {}
+TEXT_MAX = 1 << 12
 
 
 def interned_attributes(next_hop: str, a: dict[str, Any]) -> Attributes:
     """:func:`_attributes`, one object for every identical (next hop, attributes)."""
     key = (next_hop, _dumps(a))
-    got = _INTERNED.get(key)
+    got = _BY_TEXT.get(key)
     if got is None:
         got = _attributes(next_hop, a)  # raises on bad input: nothing is cached then
-        if len(_INTERNED) >= INTERN_MAX:
-            _INTERNED.clear()
-        _INTERNED[key] = got
+        shared = _INTERNED.get(got)
+        if shared is None:
+            if len(_INTERNED) >= INTERN_MAX:
+                _INTERNED.clear()
+            _INTERNED[got] = got
+        else:
+            got = shared
+        if len(_BY_TEXT) >= TEXT_MAX:
+            _BY_TEXT.clear()
+        _BY_TEXT[key] = got
     return got
 
 

@@ -79,10 +79,13 @@ class Route:
 
 
 class PrefixEntry:
+    """Every neighbor's route for one prefix (a tuple, replaced on change: a one-route tuple is
+    half the size of a list, and a full table is mostly one route per prefix) and the best."""
+
     __slots__ = ("best", "routes")
 
     def __init__(self) -> None:
-        self.routes: list[Route] = []
+        self.routes: tuple[Route, ...] = ()
         self.best: Route | None = None
 
 
@@ -120,11 +123,12 @@ class RIB:
         else:
             e = PrefixEntry()
             t.insert(key, e)
-        for i, r in enumerate(e.routes):
+        routes = e.routes
+        for i, r in enumerate(routes):
             if r.peer is route.peer:
-                e.routes[i] = route
+                e.routes = (*routes[:i], route, *routes[i + 1 :])
                 return e, r
-        e.routes.append(route)
+        e.routes = (*routes, route)
         return e, None
 
     def remove(self, peer, addr: bytes, plen: int) -> tuple[PrefixEntry | None, Route | None]:
@@ -133,9 +137,10 @@ class RIB:
         if not t.has_key(key):
             return None, None
         e = t[key]
-        for i, r in enumerate(e.routes):
+        routes = e.routes
+        for i, r in enumerate(routes):
             if r.peer is peer:
-                del e.routes[i]
+                e.routes = routes[:i] + routes[i + 1 :]
                 return e, r
         return e, None
 

@@ -35,6 +35,9 @@ log = logging.getLogger("rov_router.exabgp")
 #: commands go out while a full table comes in)
 YIELD_LINES = 64
 
+#: commands awaiting ExaBGP's ``done`` / ``error`` at most (each up to ``router.BATCH`` prefixes)
+WINDOW = 10
+
 
 @dataclass
 class PeerSpec:
@@ -62,14 +65,15 @@ class SpeakerSpec:
 
 
 def exabgp_command() -> list[str]:
-    """The ExaBGP installed with rov-router, in this very environment (``sys.executable -m
-    exabgp``), never whichever ``exabgp`` comes first in PATH."""
+    """The ExaBGP installed with rov-router, in this very environment, never whichever
+    ``exabgp`` comes first in PATH: ``python -m exabgp`` through
+    :mod:`rov_router.bgp.exabgp_run`, which raises its reactor's per-turn command budget."""
     if importlib.util.find_spec("exabgp") is None:
         raise FileNotFoundError(
             f"ExaBGP is not installed for {sys.executable} (pip install exabgp, in the same "
             "environment as rov-router)"
         )
-    return [sys.executable, "-m", "exabgp"]
+    return [sys.executable, "-m", "rov_router.bgp.exabgp_run"]
 
 
 def exabgp_version() -> str:
@@ -212,7 +216,7 @@ class BridgeEnd:
         path: Path,
         on_line: Callable[[bytes], None],
         *,
-        window: int = 10,
+        window: int = WINDOW,
         on_connect: Callable[[bool], None] | None = None,
     ) -> None:
         self.path = path

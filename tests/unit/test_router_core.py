@@ -173,6 +173,41 @@ def test_withdrawals_are_batched_like_announcements(tmp_path):
     ]
 
 
+def test_nothing_per_route_that_could_be_shared(tmp_path):
+    """Memory per route on a full table: the Adj-RIB-In is keyed by the route's own prefix
+    string (no key object per route), routes share one string per validation state, and a
+    prefix with one route holds it in a one-item tuple."""
+    c, _ = core(tmp_path)
+    up(c, "127.0.0.2")
+    c.feed_line(announce("11.0.0.0/8", [65001, 65005]))
+    c.feed_line(announce("12.0.0.0/8", [65001, 65006]))
+    p = c.peers["127.0.0.2"]
+    (k1, r1), (k2, r2) = p.adj_in.items()
+    assert k1 is r1.prefix and k2 is r2.prefix
+    assert r1.state == "not-found" and r1.state is r2.state
+    e = c.rib.entry(r1.addr, r1.plen)
+    assert e is not None and e.routes == (r1,)
+    c.feed_line(withdraw("11.0.0.0/8"))
+    c.commands()
+    assert list(p.adj_in) == ["12.0.0.0/8"] and c.rib.entry(r1.addr, r1.plen) is None
+
+
+def test_attribute_sets_are_shared_without_keeping_every_text():
+    """One Attributes object per distinct attribute set for the whole table, while only the
+    recent JSON texts (which cost more than the objects) are kept to skip decoding."""
+
+    def attrs(*path: int) -> dict:
+        return {"origin": "igp", "as-path": {"0": {"element": "as-sequence", "value": list(path)}}}
+
+    first = X.interned_attributes("127.0.0.2", attrs(65001, 64496))
+    for i in range(X.TEXT_MAX + 10):
+        X.interned_attributes("127.0.0.2", attrs(65001, 1000 + i))
+    assert len(X._BY_TEXT) <= X.TEXT_MAX
+    again = X.interned_attributes("127.0.0.2", attrs(65001, 64496))
+    assert again is first
+    assert X.interned_attributes("127.0.0.3", attrs(65001, 64496)) is not first
+
+
 def test_revalidation_flips_routes_and_downstream(tmp_path):
     c, store = core(tmp_path)
     up(c, "127.0.0.9")
