@@ -32,7 +32,7 @@ log = logging.getLogger("rov_router.exabgp")
 #: seconds of ExaBGP output handled between two turns of the event loop (``show`` answers, the
 #: web view's updates and our commands go out while a full table comes in); a time slice, not a
 #: line count: one line can carry one prefix or a thousand
-SLICE_SECONDS = 0.02
+SLICE_SECONDS = 0.01
 
 
 @dataclass
