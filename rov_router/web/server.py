@@ -133,8 +133,8 @@ class WebServer:
     # ---- the shared document -------------------------------------------------------------------
 
     def _tally(self) -> Tally:
-        """Counts over every route when the feed moved; a table that takes 5 ms or more to
-        count (a full table: ~0.1 s) at most every ``8 x cost`` and 0.5 s, so viewers take at
+        """Counts when the feed moved (the neighbors' running tallies: microseconds); should
+        they ever take 5 ms or more, at most every ``8 x cost`` and 0.5 s, so viewers take at
         most about a tenth of the router's loop."""
         st = self.status
         now = time.monotonic()
