@@ -95,7 +95,8 @@ class SSEReader(threading.Thread):
 
 class ShowProbe(threading.Thread):
     """``rov-router show neighbors`` / ``show rtr`` alternately, one process each, every
-    ``pause`` s; keeps (start, seconds, what, exit status)."""
+    ``pause`` s; keeps (start, seconds, what, exit status).  After each, the same request
+    from this process (no interpreter start): the router's own part, kept as "what/rt"."""
 
     def __init__(self, sock: Path, env: dict, pause: float = 0.25) -> None:
         super().__init__(daemon=True)
@@ -114,6 +115,15 @@ class ShowProbe(threading.Thread):
         except subprocess.TimeoutExpired:
             rc = -1
         self.samples.append((t0, time.time() - t0, what, rc))
+        from rov_router.ops.control import request
+
+        t1 = time.time()
+        try:
+            request(self.sock, {"cmd": what}, timeout=60)
+            rc = 0
+        except (OSError, ValueError):
+            rc = -1
+        self.samples.append((t1, time.time() - t1, what + "/rt", rc))
 
     def run(self) -> None:
         for what in itertools.cycle(("neighbors", "rtr")):
@@ -125,7 +135,7 @@ class ShowProbe(threading.Thread):
 
 def show_figures(probe: ShowProbe, t0: float | None, t1: float | None, res: dict) -> None:
     """Max / p95 per command for the calls started in [t0, t1]; the idle floor after it."""
-    for what in ("neighbors", "rtr"):
+    for what in ("neighbors", "rtr", "neighbors/rt", "rtr/rt"):
         during = [d for t, d, w, rc in probe.samples if w == what and t0 and t1 and t0 <= t <= t1]
         res[f"show_{what}_n"] = len(during)
         res[f"show_{what}_max"] = max(during) if during else None
@@ -371,7 +381,9 @@ def main() -> int:
                 print(
                     f"show {what:9} during the load ({name}): {r.get(f'show_{what}_n')} calls, "
                     f"max {f(r.get(f'show_{what}_max'))} s, p95 {f(r.get(f'show_{what}_p95'))} s; "
-                    f"idle router {f(r.get(f'show_{what}_idle'))} s (median; Python + CLI start)"
+                    f"idle router {f(r.get(f'show_{what}_idle'))} s (median; Python + CLI start); "
+                    f"the request alone: max {f(r.get(f'show_{what}/rt_max'), '.3f')} s, p95 "
+                    f"{f(r.get(f'show_{what}/rt_p95'), '.3f')} s"
                 )
                 worst.append(r.get(f"show_{what}_max"))
             if r.get("show_failed"):
