@@ -492,10 +492,11 @@ class RouterCore:
             n += 1
             old, old_aspa, old_acc, old_act = r.state, r.aspa_state, r.accepted, r.action
             self._evaluate(r)
-            if r.state != old or r.aspa_state != old_aspa or r.accepted != old_acc:
+            state, aspa, acc = r.state, r.aspa_state, r.accepted
+            if state != old or aspa != old_aspa or acc != old_acc:
                 tally = r.peer.tally
                 tally[(old, old_acc, old_act == HELD, old_aspa == "invalid")] -= 1
-                tally[tally_key(r)] += 1
+                tally[(state, acc, r.action == HELD, aspa == "invalid")] += 1
                 r.changed = now
                 self._dirty.add((r.addr, r.plen))
                 self._emit(RouteEvent(now, "state", r, old))
