@@ -22,9 +22,14 @@ Two runs:
   ends at the first poll that saw every route BIRD exported.  The ratio
   of the two load times is the price of watching.
 
+* **show**: in both runs a thread runs ``rov-router show neighbors`` and ``rov-router show rtr``
+  alternately (a new process each time, as a user types them), one every 0.25 s, from the
+  neighbor coming up to the end of the load; after it, 6 more of each on the idle router (the
+  floor: starting Python and the CLI).  Figures: max and p95 per command while routes flowed.
+
 The page must update at least once a second during the load ("page updates < 1 s"): the
-longest render gap says whether it did.  The machine is shared (2 CPUs; other jobs run):
-figures carry that noise.
+longest render gap says whether it did; ``show`` must answer within 0.5 s.  The machine is
+shared (2 CPUs; other jobs run): figures carry that noise.
 """
 
 from __future__ import annotations
@@ -88,6 +93,58 @@ class SSEReader(threading.Thread):
         s.close()
 
 
+class ShowProbe(threading.Thread):
+    """``rov-router show neighbors`` / ``show rtr`` alternately, one process each, every
+    ``pause`` s; keeps (start, seconds, what, exit status).  After each, the same request
+    from this process (no interpreter start): the router's own part, kept as "what/rt"."""
+
+    def __init__(self, sock: Path, env: dict, pause: float = 0.25) -> None:
+        super().__init__(daemon=True)
+        self.sock, self.env, self.pause = sock, env, pause
+        self.samples: list[tuple[float, float, str, int]] = []
+        self.stop = False
+
+    def once(self, what: str) -> None:
+        t0 = time.time()
+        try:
+            rc = subprocess.run(
+                [sys.executable, "-m", "rov_router.cli", "show", "--socket", str(self.sock), what],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                env=self.env, timeout=60,
+            ).returncode  # fmt: skip
+        except subprocess.TimeoutExpired:
+            rc = -1
+        self.samples.append((t0, time.time() - t0, what, rc))
+        from rov_router.ops.control import request
+
+        t1 = time.time()
+        try:
+            request(self.sock, {"cmd": what}, timeout=60)
+            rc = 0
+        except (OSError, ValueError):
+            rc = -1
+        self.samples.append((t1, time.time() - t1, what + "/rt", rc))
+
+    def run(self) -> None:
+        for what in itertools.cycle(("neighbors", "rtr")):
+            if self.stop:
+                return
+            self.once(what)
+            time.sleep(self.pause)
+
+
+def show_figures(probe: ShowProbe, t0: float | None, t1: float | None, res: dict) -> None:
+    """Max / p95 per command for the calls started in [t0, t1]; the idle floor after it."""
+    for what in ("neighbors", "rtr", "neighbors/rt", "rtr/rt"):
+        during = [d for t, d, w, rc in probe.samples if w == what and t0 and t1 and t0 <= t <= t1]
+        res[f"show_{what}_n"] = len(during)
+        res[f"show_{what}_max"] = max(during) if during else None
+        res[f"show_{what}_p95"] = _pct(during, 95)
+        idle = [d for t, d, w, rc in probe.samples if w == what and t1 and t > t1]
+        res[f"show_{what}_idle"] = statistics.median(idle) if idle else None
+    res["show_failed"] = sum(1 for *_x, rc in probe.samples if rc != 0)
+
+
 def browser():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -117,7 +174,7 @@ def run(ctx: dict, rep_dir: Path, viewer: bool) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}
     env["TMPDIR"] = str(rep_dir)
     res: dict = {"notes": []}
-    proc = bird = drv = sse = None
+    proc = bird = drv = sse = probe = None
     try:
         with open(rep_dir / "rov-router.out", "wb") as out:
             proc = subprocess.Popen(
@@ -150,8 +207,11 @@ def run(ctx: dict, rep_dir: Path, viewer: bool) -> dict:
             ),
         )  # fmt: skip
         res["waited"] = BR.wait_machine_quiet()
+        # the router's control socket: its TMPDIR is rep_dir (rov_router.ops.control)
+        probe = ShowProbe(rep_dir / f"rov-router-{os.getuid()}" / "control.sock", env)
         t_bird = time.time()
         bird.start()
+        probe.start()
         target = None
         stable = False
         next_birdc = 0.0
@@ -185,6 +245,12 @@ def run(ctx: dict, rep_dir: Path, viewer: bool) -> dict:
                 return res
             time.sleep(0.5)
         res.update(routes=last_n if t_done is None else n, target=target)
+        probe.stop = True
+        probe.join(90)
+        for _ in range(6):  # the floor: the same commands on the idle router
+            probe.once("neighbors")
+            probe.once("rtr")
+        show_figures(probe, t_up or t_bird, t_done, res)
         if viewer and sse is not None:
             # the last document, as the viewers see it
             BR.wait_for(lambda: sse.docs and sse.docs[-1][2] >= (target or 0), 30)
@@ -198,6 +264,7 @@ def run(ctx: dict, rep_dir: Path, viewer: bool) -> dict:
             gaps = [b[0] - a[0] for a, b in itertools.pairwise(load)]
             res["sse_docs"] = len(load)
             res["sse_max_gap"] = max(gaps) if gaps else None
+            res["sse_p95_gap"] = _pct(gaps, 95)
             res["doc_kb_max"] = max(d[3] for d in docs) / 1024
             time.sleep(1.5)
             rs = drv.execute_script("return window.rovRenders")
@@ -208,6 +275,7 @@ def run(ctx: dict, rep_dir: Path, viewer: bool) -> dict:
             lat = [(r["t"] - r["server"]) / 1000 for r in during]
             res["renders"] = len(during)
             res["render_max_gap"] = max(rg) if rg else None
+            res["render_p95_gap"] = _pct(rg, 95)
             res["latency_p50"] = statistics.median(lat) if lat else None
             res["latency_p95"] = _pct(lat, 95)
             res["latency_max"] = max(lat) if lat else None
@@ -222,6 +290,8 @@ def run(ctx: dict, rep_dir: Path, viewer: bool) -> dict:
         res["bird_to_up"] = (t_up - t_bird) if t_up else None
         return res
     finally:
+        if probe is not None:
+            probe.stop = True
         if sse is not None:
             sse.stop = True
         if drv is not None:
@@ -290,12 +360,14 @@ def main() -> int:
         v = run(ctx, tmp / "viewer", viewer=True)
         print(
             f"viewer:    load {f(v.get('load_seconds'), '.1f')} s for {v.get('routes')} routes; "
-            f"event stream {v.get('sse_docs')} documents while routes flowed, longest gap {f(v.get('sse_max_gap'))} s, "
+            f"event stream {v.get('sse_docs')} documents while routes flowed, gap max {f(v.get('sse_max_gap'))} s, "
+            f"p95 {f(v.get('sse_p95_gap'))} s, "
             f"largest {f(v.get('doc_kb_max'), '.0f')} KiB"
         )
         print(
-            f"           page: {v.get('renders')} renders during the load, longest gap "
-            f"{f(v.get('render_max_gap'))} s; server->drawn latency p50 "
+            f"           page: {v.get('renders')} renders during the load, gap max "
+            f"{f(v.get('render_max_gap'))} s, p95 {f(v.get('render_p95_gap'))} s; "
+            "server->drawn latency p50 "
             f"{f(v.get('latency_p50'))} s, p95 {f(v.get('latency_p95'))} s, max "
             f"{f(v.get('latency_max'))} s; render {f(v.get('render_ms_p50'), '.0f')} ms median, "
             f"{f(v.get('render_ms_max'), '.0f')} ms max; final page count {v.get('page_routes')}; "
@@ -303,12 +375,30 @@ def main() -> int:
         )
         b = run(ctx, tmp / "noviewer", viewer=False)
         print(f"no viewer: load {f(b.get('load_seconds'), '.1f')} s for {b.get('routes')} routes")
+        worst = []
+        for name, r in (("viewer", v), ("no viewer", b)):
+            for what in ("neighbors", "rtr"):
+                print(
+                    f"show {what:9} during the load ({name}): {r.get(f'show_{what}_n')} calls, "
+                    f"max {f(r.get(f'show_{what}_max'))} s, p95 {f(r.get(f'show_{what}_p95'))} s; "
+                    f"idle router {f(r.get(f'show_{what}_idle'))} s (median; Python + CLI start); "
+                    f"the request alone: max {f(r.get(f'show_{what}/rt_max'), '.3f')} s, p95 "
+                    f"{f(r.get(f'show_{what}/rt_p95'), '.3f')} s"
+                )
+                worst.append(r.get(f"show_{what}_max"))
+            if r.get("show_failed"):
+                print(f"note: {r['show_failed']} show calls failed ({name})")
         if v.get("load_seconds") and b.get("load_seconds"):
             print(f"ratio viewer / no viewer: {v['load_seconds'] / b['load_seconds']:.2f}")
         gap = v.get("render_max_gap")
         print(
             "page updates < 1 s during the load: "
             + ("yes" if gap is not None and gap < 1.0 else f"NO (longest gap {f(gap)} s)")
+        )
+        ok = all(x is not None and x <= 0.5 for x in worst)
+        print(
+            "show answers within 0.5 s during the load: "
+            + ("yes" if ok else f"NO (worst {f(max((x for x in worst if x), default=None))} s)")
         )
         for n in v["notes"] + b["notes"]:
             print("note:", n)

@@ -41,6 +41,10 @@ from .ui.events import EventPrinter
 log = logging.getLogger("rov_router.app")
 
 
+#: routes received between two ``gc.freeze()`` calls during an ingest (see App._on_line)
+FREEZE_ROUTES = 20_000
+
+
 class App(RPKISide, ConfigReload):
     """``rov-router run``: everything wired into one asyncio loop."""
 
@@ -73,6 +77,7 @@ class App(RPKISide, ConfigReload):
         self.bridge: BridgeEnd | None = None
         self.exabgp: ExaBGP | None = None
         self._flush_scheduled = False
+        self._freeze_at = FREEZE_ROUTES  # core.stats.announced at the next gc.freeze()
         self._stop = asyncio.Event()
         #: the signal that stopped us (exit status 128 + signal), None for a normal end
         self.stop_signal: int | None = None
@@ -131,6 +136,14 @@ class App(RPKISide, ConfigReload):
         except Stopping:
             return
         self._schedule_flush()
+        if self.core.stats.announced >= self._freeze_at:
+            self._freeze_at = self.core.stats.announced + FREEZE_ROUTES
+            # Routes live until withdrawn and are freed by reference counting, never by the
+            # cycle collector.  Left to it, a full table makes Python's full GC pass walk
+            # every route ever more often (16 passes of up to 1.3 s each on 577k routes, the
+            # loop stalled meanwhile): every 20k routes move what is alive into the permanent
+            # generation, so a pass walks at most the last 20k routes.
+            gc.freeze()
 
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:

@@ -14,7 +14,6 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from ipaddress import ip_address
-from operator import attrgetter
 
 from .bgp import exabgp as X
 from .bgp.notify import describe, notification_text
@@ -69,6 +68,9 @@ class Peer:
         #: prefix -> attribute text as last announced to this neighbor
         self.adj_out: dict[str, str] = {}
         self.eor: set[str] = set()
+        #: the routes of adj_in by tally_key(): kept up to date on every change, so ``show
+        #: neighbors`` costs the same on a full table being ingested as on an empty one
+        self.tally: Counter[tuple[str, bool, bool, bool]] = Counter()
         self.updates = 0
         self.withdraws = 0
         self.flaps = 0
@@ -78,25 +80,34 @@ class Peer:
         return self.state == "up"
 
     def counts(self) -> dict[str, int]:
-        """Routes received, accepted / dropped, by state and held; counted at C speed
-        (``show neighbors`` on a full table while it is being ingested)."""
-        routes = self.adj_in.values()
-        states = Counter(map(_STATE, routes))
-        accepted = sum(map(_ACCEPTED, routes))
+        """Routes received, accepted / dropped, by state, held and ASPA invalid: read from
+        the running tally (a dozen keys at most), never a walk over the table."""
+        c = {"valid": 0, "invalid": 0, "not-found": 0}
+        dropped = held = aspa_invalid = 0
+        for (state, accepted, is_held, aspa_bad), n in self.tally.items():
+            c[state] = c.get(state, 0) + n
+            dropped += n if not accepted else 0
+            held += n if is_held else 0
+            aspa_invalid += n if aspa_bad else 0
+        received = len(self.adj_in)
         return {
-            "received": len(self.adj_in),
-            "accepted": accepted,
-            "dropped": len(self.adj_in) - accepted,
-            "valid": states["valid"],
-            "invalid": states["invalid"],
-            "not-found": states["not-found"],
-            "held": Counter(map(_ACTION, routes))[HELD],
+            "received": received,
+            "accepted": received - dropped,
+            "dropped": dropped,
+            **c,
+            "held": held,
+            "aspa_invalid": aspa_invalid,
         }
 
+    def recount(self) -> None:
+        """Rebuild the tally from adj_in (after a change to every route: release, reload)."""
+        self.tally = Counter(map(tally_key, self.adj_in.values()))
 
-_STATE = attrgetter("state")
-_ACCEPTED = attrgetter("accepted")
-_ACTION = attrgetter("action")
+
+def tally_key(r: Route) -> tuple[str, bool, bool, bool]:
+    """What :meth:`Peer.counts` counts a route under: (state, accepted, held, ASPA invalid)."""
+    a = r.aspa
+    return (r.state, r.accepted, r.action == HELD, a is not None and a.state.value == "invalid")
 
 
 @dataclass
@@ -211,6 +222,8 @@ class RouterCore:
             r.changed = now
             self._dirty.add((r.addr, r.plen))
             self._emit(RouteEvent(now, "state", r, r.state))
+        for p in self.peers.values():
+            p.recount()
         return n
 
     # ---- configuration reload ------------------------------------------------------------------
@@ -254,6 +267,8 @@ class RouterCore:
                 self._evaluate(r)
                 if (r.accepted, r.local_pref, r.action, r.tag) != old:
                     r.changed = now
+            for p in self.peers.values():
+                p.recount()
         if any(done.values()) or policy:
             # every neighbor's Adj-RIB-Out is recomputed; commands() sends only differences
             self._dirty.update((r.addr, r.plen) for r in self.routes())
@@ -356,6 +371,7 @@ class RouterCore:
             if not i % SLICE:
                 self._check_stop()
             del p.adj_in[key]
+            p.tally[tally_key(r)] -= 1
             entry, _ = self.rib.remove(p, r.addr, r.plen)
             if entry is not None:
                 self._dirty.add((r.addr, r.plen))
@@ -383,10 +399,12 @@ class RouterCore:
             r = p.adj_in.pop(prefix, None)
             if r is None:
                 continue  # peers withdraw what they never announced (BIRD does): a no-op
+            p.tally[tally_key(r)] -= 1
             self.rib.remove(p, addr, plen)
             self._dirty.add((addr, plen))
             self._emit(RouteEvent(now, "withdrawn", r))
         origins: dict[int, int | None] = {}  # one Attributes object per UPDATE: one origin
+        tally = p.tally
         for i, (fam, prefix, attrs) in enumerate(up.announced):
             if not i % SLICE:
                 self._check_stop()
@@ -403,7 +421,10 @@ class RouterCore:
             r = Route(p, fam, prefix, addr, plen, attrs, origin, now)
             self._evaluate(r)
             _entry, old = self.rib.add(r)
+            if old is not None:  # the same neighbor's route for the prefix, replaced
+                p.tally[tally_key(old)] -= 1
             p.adj_in[prefix] = r
+            tally[tally_key(r)] += 1
             self._dirty.add((addr, plen))
             self._emit(RouteEvent(now, "new", r, old.state if old else None))
 
@@ -501,9 +522,13 @@ class RouterCore:
 
     def _revalidate(self, r: Route, now: float, state: str | None = None) -> None:
         self.stats.reevaluated_routes += 1
-        old, old_aspa, old_acc = r.state, r.aspa_state, r.accepted
+        old, old_aspa, old_acc, old_act = r.state, r.aspa_state, r.accepted, r.action
         self._evaluate(r, state)
-        if r.state != old or r.aspa_state != old_aspa or r.accepted != old_acc:
+        new, aspa, acc = r.state, r.aspa_state, r.accepted
+        if new != old or aspa != old_aspa or acc != old_acc:
+            tally = r.peer.tally
+            tally[(old, old_acc, old_act == HELD, old_aspa == "invalid")] -= 1
+            tally[(new, acc, r.action == HELD, aspa == "invalid")] += 1
             r.changed = now
             self._dirty.add((r.addr, r.plen))
             self._emit(RouteEvent(now, "state", r, old))

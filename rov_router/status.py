@@ -159,37 +159,17 @@ class Tally:
 
 
 def tally(core: RouterCore, *, loc_rib: bool = True) -> Tally:
+    """Per neighbor from its running tally (no walk over the routes); the Loc-RIB size walks
+    the RIB, so only when asked."""
     n = valid = invalid = dropped = aspa_bad = 0
     per_peer = {}
     for p in core.peers.values():
-        pv = pi = pd = ph = 0
-        for r in p.adj_in.values():
-            s = r.state
-            if s == "valid":
-                pv += 1
-            elif s == "invalid":
-                pi += 1
-            if not r.accepted:
-                pd += 1
-            if r.action == HELD:
-                ph += 1
-            a = r.aspa
-            if a is not None and a.state == "invalid":
-                aspa_bad += 1
-        k = len(p.adj_in)
-        per_peer[p.address] = {
-            "received": k,
-            "accepted": k - pd,
-            "dropped": pd,
-            "valid": pv,
-            "invalid": pi,
-            "not-found": k - pv - pi,
-            "held": ph,
-        }
-        n += k
-        valid += pv
-        invalid += pi
-        dropped += pd
+        c = per_peer[p.address] = p.counts()
+        n += c["received"]
+        valid += c["valid"]
+        invalid += c["invalid"]
+        dropped += c["dropped"]
+        aspa_bad += c["aspa_invalid"]
     best = sum(1 for e in core.rib.entries() if e.best is not None) if loc_rib else None
     counts = RouteCounts(n, valid, invalid, n - valid - invalid, dropped, aspa_bad)
     return Tally(counts, per_peer, best)

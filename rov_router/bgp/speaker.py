@@ -22,6 +22,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import ip_address
@@ -31,9 +32,10 @@ from ..procs import die_with_parent, stop_child
 
 log = logging.getLogger("rov_router.exabgp")
 
-#: lines of ExaBGP output handled between two turns of the event loop (``show`` answers and
-#: commands go out while a full table comes in)
-YIELD_LINES = 64
+#: seconds of ExaBGP output handled between two turns of the event loop (``show`` answers, the
+#: web view's updates and our commands go out while a full table comes in); a time slice, not a
+#: line count: one line can carry one prefix or a thousand
+SLICE_SECONDS = 0.01
 
 #: commands awaiting ExaBGP's ``done`` / ``error`` at most (each up to ``router.BATCH`` prefixes)
 WINDOW = 10
@@ -218,9 +220,14 @@ class BridgeEnd:
         *,
         window: int = WINDOW,
         on_connect: Callable[[bool], None] | None = None,
+        slice_seconds: float = SLICE_SECONDS,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.path = path
         self.on_line = on_line
+        self.slice_seconds = slice_seconds
+        self.clock = clock
+        self.yields = 0  # turns given to the loop in the middle of buffered input
         self.on_connect = on_connect
         self.window = window
         self._server: asyncio.AbstractServer | None = None
@@ -255,6 +262,8 @@ class BridgeEnd:
         if self.on_connect is not None:
             self.on_connect(True)
         self._pump()
+        clock, budget = self.clock, self.slice_seconds
+        slice_end = clock() + budget
         try:
             while True:
                 line = await reader.readline()
@@ -271,10 +280,12 @@ class BridgeEnd:
                             self.answers_error += 1
                         self._pump()
                 self.on_line(line)
-                if self.lines % YIELD_LINES == 0:
-                    # readline() does not suspend while the buffer holds lines: give the loop
-                    # (control socket, the flush of our commands, RTR) a turn
+                if clock() >= slice_end:
+                    # readline() does not suspend while the buffer holds lines: after each
+                    # slice give the loop (control socket, web view, our commands, RTR) a turn
+                    self.yields += 1
                     await asyncio.sleep(0)
+                    slice_end = clock() + budget
         except (ConnectionError, asyncio.IncompleteReadError, ValueError) as e:
             log.warning("bridge connection: %s", e)
         finally:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -26,12 +27,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
-from ..status import RouteFilter, Status, Tally, tally
+from ..status import RouteFilter, Status, Tally, route_view, tally
 
 log = logging.getLogger("rov_router.web")
 
 MAX_HEADER = 16 * 1024
 MAX_STREAMS = 32
+#: a route search over a full table runs in slices this long, the loop getting a turn between
+SCAN_SLICE = 0.01
 STATIC_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -91,6 +94,8 @@ class WebServer:
         self._counts_seq = -1
         self._counts_time = 0.0
         self.sent = 0  # state documents written to event streams (benchmarks read it)
+        self.scan_slice = SCAN_SLICE
+        self.scan_yields = 0  # turns given to the loop by route searches (tests read it)
 
     @property
     def url(self) -> str:
@@ -133,8 +138,8 @@ class WebServer:
     # ---- the shared document -------------------------------------------------------------------
 
     def _tally(self) -> Tally:
-        """Counts over every route when the feed moved; a table that takes 5 ms or more to
-        count (a full table: ~0.1 s) at most every ``8 x cost`` and 0.5 s, so viewers take at
+        """Counts when the feed moved (the neighbors' running tallies: microseconds); should
+        they ever take 5 ms or more, at most every ``8 x cost`` and 0.5 s, so viewers take at
         most about a tenth of the router's loop."""
         st = self.status
         now = time.monotonic()
@@ -265,7 +270,7 @@ class WebServer:
             except ValueError:
                 limit = 200
             flt = RouteFilter(q.get("state", ""), q.get("neighbor", ""), q.get("prefix", ""))
-            rows, total = self.status.routes(flt, limit)
+            rows, total = await self.routes(flt, limit)
             body = {"routes": [r.to_json() for r in rows], "matched": total}
             await self._send(writer, 200, orjson.dumps(body), "application/json")
         elif path == "/api/route":
@@ -280,6 +285,36 @@ class WebServer:
             await self._stream(writer)
         else:
             await self._send(writer, 404, b"not found\n", "text/plain")
+
+    async def routes(self, flt: RouteFilter, limit: int) -> tuple[list, int]:
+        """What :meth:`Status.routes` answers, without holding the router's loop: with no
+        state or prefix filter the total is the neighbors' counts and only ``limit`` routes
+        are read; otherwise a snapshot of the routes (taken at C speed) is searched in slices
+        of ``scan_slice`` s (the page asks about once a second while a full table flows)."""
+        core = self.status.core
+        peers = [p for p in core.peers.values() if not flt.neighbor or p.address == flt.neighbor]
+        if not flt.state and not flt.prefix:
+            total = sum(len(p.adj_in) for p in peers)
+            first = itertools.islice(
+                itertools.chain.from_iterable(p.adj_in.values() for p in peers), limit
+            )
+            return [route_view(core, r) for r in first], total
+        snapshot = list(itertools.chain.from_iterable(p.adj_in.values() for p in peers))
+        out: list = []
+        total = 0
+        match = flt.match
+        clock = time.perf_counter
+        end = clock() + self.scan_slice
+        for i, r in enumerate(snapshot):
+            if match(r):
+                total += 1
+                if len(out) < limit:
+                    out.append(route_view(core, r))
+            if not i & 255 and clock() >= end:
+                self.scan_yields += 1
+                await asyncio.sleep(0)
+                end = clock() + self.scan_slice
+        return out, total
 
     async def _send(self, writer, code: int, body: bytes, ctype: str) -> None:
         reason = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found"}.get(

@@ -196,6 +196,13 @@ def test_origin_hijack_page_shows_the_hijack_stopped_at_the_router(browser, tmp_
         )
         assert src[0].startswith("lab cache") and src[3] == "1"
         wait_js(browser, "return document.querySelectorAll('#chart polyline').length >= 6")
+        # the table catches up with the withdrawal: only the hijacker's route is left
+        wait_js(
+            browser,
+            "return [...document.querySelectorAll('#routes tr[data-neighbor]')]"
+            ".map(r => r.dataset.neighbor).join() === '127.0.0.12'",
+            what="the route table holding only the hijacker's route",
+        )
         screenshot(browser, tmp_path, "origin-hijack")
         assert console_errors(browser) == []
 

@@ -51,6 +51,13 @@ def make_core(
     return RouterCore(load_config(p), store, clock=lambda: 1000.0), store
 
 
+def core(
+    tmp_path: Path, policy: str = "drop-invalid", extra: str = ""
+) -> tuple[RouterCore, VRPStore]:
+    """:func:`make_core` with the upstream's ``policy`` set."""
+    return make_core(tmp_path, up_extra=f'\npolicy = "{policy}"', extra=extra)
+
+
 def msg(kind: str, peer: str = "127.0.0.2", **body) -> str:
     n = {
         "address": {"local": "127.0.0.1", "peer": peer},

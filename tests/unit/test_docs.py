@@ -51,3 +51,10 @@ def test_the_libraries_and_why_are_documented():
 def test_package_description_covers_more_than_the_rtr_client():
     meta = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert "router" in meta["description"] and "ExaBGP" in meta["description"]
+
+
+def test_the_readme_shows_the_web_view_screenshot():
+    """One picture of the web view (the origin-hijack lab, captured by the browser test)."""
+    lines = [x for x in (REPO / "README.md").read_text().splitlines() if "(docs/web.png)" in x]
+    assert len(lines) == 1 and lines[0].startswith("![")
+    assert (DOCS / "web.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

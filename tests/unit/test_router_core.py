@@ -11,7 +11,7 @@ from rov_router.policy import rfc8097_community
 from rov_router.router import RouterCore
 from rov_router.rpki.store import Update
 from rov_router.rpki.vrp import VRP, VRPBatch
-from tests.support.core import GOOD, announce, make_core, msg, up, withdraw
+from tests.support.core import GOOD, announce, core, msg, up, withdraw
 from tests.support.env import DATA
 
 SAMPLES = DATA / "exabgp"
@@ -117,10 +117,6 @@ def test_config_errors_name_file_line_and_key(tmp_path, edit, where, message):
 
 
 # ---- router core -------------------------------------------------------------------------------
-
-
-def core(tmp_path, policy="drop-invalid", extra=""):
-    return make_core(tmp_path, up_extra=f'\npolicy = "{policy}"', extra=extra)
 
 
 def test_drop_invalid_and_batched_downstream_commands(tmp_path):

@@ -124,3 +124,42 @@ def test_a_bad_web_address_is_refused():
 
     r = run_cli("run", "--config", "x.toml", "--web", "nonsense")
     assert r.returncode == 2 and "expected HOST:PORT" in r.stderr
+
+
+def test_route_search_answers_like_the_status_view_in_slices(tmp_path):
+    """/api/routes on a large table: the same rows and totals as Status.routes, the search
+    hands the loop back between slices (slice 0 here: after every 256 routes), and without a
+    state or prefix filter nothing is searched at all."""
+    from rov_router.status import RouteFilter
+    from tests.support.core import announce, withdraw
+
+    st, core, _ = _status(tmp_path)
+    for i in range(2100):
+        core.feed_line(announce(f"10.{i // 256}.{i % 256}.0/24", [65001, 65005]))
+    core.feed_line(withdraw("10.3.7.0/24"))
+
+    async def main():
+        web = WebServer(st, "127.0.0.1", 0)
+        web.scan_slice = 0.0
+        await web.start()
+        try:
+            for q, flt in (
+                ("limit=50", RouteFilter()),
+                ("neighbor=127.0.0.2&limit=5", RouteFilter(neighbor="127.0.0.2")),
+                ("prefix=10.3.&limit=40", RouteFilter(prefix="10.3.")),
+                ("state=invalid", RouteFilter(state="invalid")),
+                ("state=not-found&prefix=.7.", RouteFilter(state="not-found", prefix=".7.")),
+            ):
+                before = web.scan_yields
+                code, _, body = await _get(web.port, f"/api/routes?{q}")
+                doc = json.loads(body)
+                limit = int(dict(x.split("=") for x in q.split("&")).get("limit", 200))
+                rows, total = st.routes(flt, limit)
+                assert code == 200 and doc["matched"] == total, q
+                assert doc["routes"] == [r.to_json() for r in rows], q
+                searched = bool(flt.state or flt.prefix)
+                assert (web.scan_yields > before) == searched, q
+        finally:
+            await web.close()
+
+    asyncio.run(main())
