@@ -128,7 +128,15 @@ def run(args) -> int:
         max_shrink=args.max_shrink,
         on_reload=lambda level, msg: out({"event": "reload", "level": level, "message": msg}),
     )
-    files.reload(force=True)
+    from ..ui.progress import TaskProgress, load_stages
+
+    prog = TaskProgress(f"cache: loading {Path(args.vrps).name}", json_lines=args.json)
+    source.progress = load_stages(prog)
+    try:
+        files.reload(force=True)
+    finally:
+        prog.close(final=True)
+        source.progress = None
     if not cache.has_data:
         raise CLIError(f"nothing to serve: {files.last_error}")
 

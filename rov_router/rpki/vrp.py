@@ -17,10 +17,11 @@ import csv
 import gzip
 import io
 import lzma
+import os
 import socket
 import struct
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
@@ -224,9 +225,17 @@ class VRPSet:
         return s
 
 
-def read_bytes(path: str | Path) -> bytes:
+#: ``progress(stage, done, total)`` of a file being loaded: stage "reading" (bytes of the file
+#: on disk), "parsing" (no figures) and "entries" (entries checked of the file's entries)
+LoadProgress = Callable[[str, int, int | None], None]
+_EVERY = 0x3FFF  # entries between two progress calls
+
+
+def read_bytes(path: str | Path, progress: LoadProgress | None = None) -> bytes:
     p = str(path)
     try:
+        if progress is not None:
+            return _read_chunks(p, progress)
         if p.endswith(".xz"):
             return lzma.open(p).read()
         if p.endswith(".gz"):
@@ -238,20 +247,38 @@ def read_bytes(path: str | Path) -> bytes:
         raise VRPFileError(p, "", f"cannot read: {e}") from None
 
 
+def _read_chunks(p: str, progress: LoadProgress) -> bytes:
+    """The file's (decompressed) content, reporting the bytes read from disk."""
+    with open(p, "rb") as raw:
+        size = os.fstat(raw.fileno()).st_size
+        opener = {".xz": lzma.open, ".gz": gzip.open, ".bz2": bz2.open}.get(Path(p).suffix)
+        f = opener(raw) if opener is not None else raw
+        chunks = []
+        progress("reading", 0, size)
+        while chunk := f.read(1 << 20):
+            chunks.append(chunk)
+            progress("reading", raw.tell(), size)
+        return b"".join(chunks)
+
+
 def load_vrp_file(
     path: str | Path,
     *,
     fmt: str = "auto",
     now: float | None = None,
     ignore_expires: bool = False,
+    progress: LoadProgress | None = None,
 ) -> VRPSet:
     """Load a VRP file; ``fmt`` is ``auto``, ``json`` or ``csv``.
 
     Entries whose rpki-client ``expires`` lies before ``now`` are dropped (counted in
     ``expired``), as StayRTR does, unless ``ignore_expires`` (for old snapshots).
+    ``progress`` (see :data:`LoadProgress`) is told how far the reading has come.
     """
     p = str(path)
-    data = read_bytes(p)
+    data = read_bytes(p, progress)
+    if progress is not None:
+        progress("parsing", 0, None)
     if not data.strip():
         # a producer that truncates before it writes leaves this behind: never an empty set
         what = f"{len(data)} bytes" if not data else f"{len(data)} bytes, all whitespace"
@@ -262,9 +289,9 @@ def load_vrp_file(
     if now is None:
         now = time.time()
     if fmt == "json":
-        out = _load_json(p, data, now, ignore_expires)
+        out = _load_json(p, data, now, ignore_expires, progress)
     elif fmt == "csv":
-        out = _load_csv(p, data)
+        out = _load_csv(p, data, progress)
     else:
         raise VRPFileError(p, "", f"unknown format {fmt!r} (use json or csv)")
     if not out.vrps and not out.aspas and not out.router_keys:
@@ -283,7 +310,9 @@ def load_vrp_file(
     return out
 
 
-def _load_json(path: str, data: bytes, now: float, ignore_expires: bool) -> VRPSet:
+def _load_json(
+    path: str, data: bytes, now: float, ignore_expires: bool, progress: LoadProgress | None = None
+) -> VRPSet:
     try:
         doc = _loads(data)
     except ValueError as e:
@@ -300,6 +329,8 @@ def _load_json(path: str, data: bytes, now: float, ignore_expires: bool) -> VRPS
     out = VRPSet(format="json")
     vrps = out.vrps
     for i, r in enumerate(roas):
+        if progress is not None and not i & _EVERY:
+            progress("entries", i, len(roas))
         where = f"roas[{i}]"
         try:
             _object(r, "prefix, maxLength, asn")
@@ -332,6 +363,8 @@ def _load_json(path: str, data: bytes, now: float, ignore_expires: bool) -> VRPS
             out.duplicates += 1
         else:
             vrps.add(v)
+    if progress is not None:
+        progress("entries", len(roas), len(roas))
     _load_json_aspa(path, doc, out, now, ignore_expires)
     _load_json_keys(path, doc, out)
     return out
@@ -432,7 +465,7 @@ def _load_json_keys(path: str, doc: dict, out: VRPSet) -> None:
         out.router_keys.add(RouterKey(ski, asn, spki))
 
 
-def _load_csv(path: str, data: bytes) -> VRPSet:
+def _load_csv(path: str, data: bytes, progress: LoadProgress | None = None) -> VRPSet:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -441,6 +474,8 @@ def _load_csv(path: str, data: bytes) -> VRPSet:
     rows = csv.reader(io.StringIO(text))
     order: tuple[int, int, int] | None = None  # column indexes of prefix, maxlen, asn
     for lineno, row in enumerate(rows, 1):
+        if progress is not None and not lineno & _EVERY:
+            progress("entries", lineno, None)
         cells = [c.strip() for c in row]
         if not cells or not any(cells) or cells[0].startswith("#"):
             continue

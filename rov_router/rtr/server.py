@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..rpki.slurm import Slurm, load_slurm
-from ..rpki.vrp import VRPFileError, VRPSet, load_vrp_file
+from ..rpki.vrp import LoadProgress, VRPFileError, VRPSet, load_vrp_file
 from . import pdu as P
 from .cache import MAX_VERSION, CacheState, ServerEvent, ServerSession, new_session_id
 from .transport import SSHServerOptions, TLSServerOptions, start_listener
@@ -385,6 +385,8 @@ class FileSource:
     slurm: Path | None = None
     fmt: str = "auto"
     ignore_expires: bool = False
+    #: told how far loading the VRP file has come (``load_vrp_file``'s ``progress``)
+    progress: LoadProgress | None = None
 
     def __post_init__(self) -> None:
         self._sig: tuple | None = None
@@ -408,7 +410,11 @@ class FileSource:
         """Read both files; raises VRPFileError naming file, entry and reason."""
         # remember what we tried, good or bad: a broken file is retried once it changes again
         self._sig = self.signature()
-        data = load_vrp_file(self.vrps, fmt=self.fmt, ignore_expires=self.ignore_expires)
+        data = load_vrp_file(
+            self.vrps, fmt=self.fmt, ignore_expires=self.ignore_expires, progress=self.progress
+        )
+        if self.progress is not None:
+            self.progress("building", 0, None)
         if self.slurm is not None:
             slurm: Slurm = load_slurm(self.slurm)
             data = slurm.apply(data)
