@@ -31,14 +31,11 @@ def default_interval() -> float:
         return DEFAULT_INTERVAL
 
 
-def _amount(n: float, unit: str) -> str:
-    if unit == "bytes":
-        return f"{n / 1e6:,.1f}"
-    return f"{n:,.0f}"
-
-
-def _unit(unit: str) -> str:
-    return "MB" if unit == "bytes" else unit
+def _scale(unit: str, goal: float | None) -> tuple[float, str]:
+    """Bytes in MB (kB for files under 1 MB); other units as they are."""
+    if unit != "bytes":
+        return 1.0, unit
+    return (1e6, "MB") if (goal or 0) >= 1e6 else (1e3, "kB")
 
 
 class TaskProgress:
@@ -95,9 +92,11 @@ class TaskProgress:
         if not self.unit:  # a stage without figures (parsing)
             return self.info
         goal, est = self._goal()
-        of = f"/{'~' if est else ''}{_amount(goal, self.unit)}" if goal else ""
-        s = f"{_amount(self.done, self.unit)}{of} {_unit(self.unit)}"
-        s += f", {_amount(self.rate(), self.unit)}/s"
+        div, unit = _scale(self.unit, goal)
+        fmt = ",.1f" if div > 1 else ",.0f"
+        of = f"/{'~' if est else ''}{goal / div:{fmt}}" if goal else ""
+        per = f" {unit}/s" if div > 1 else "/s"  # 2.0 MB/s; 1,234/s
+        s = f"{self.done / div:{fmt}}{of} {unit}, {self.rate() / div:{fmt}}{per}"
         eta = self.eta()
         if eta is not None:
             s += f", ETA {eta:.0f} s"
