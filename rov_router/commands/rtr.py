@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..rpki.store import VRPStore
-from ..rpki.vrp import vrps_to_json
+from ..rpki.vrp import vrps_to_csv, vrps_to_json
 from ..rtr import session as S
 from ..rtr.client import Applied, RTRClient, RTRManager, replay
 from ..rtr.transport import add_client_arguments, client_options_from_args
@@ -249,15 +249,6 @@ class _Reporter:
             )
         if self.data_dir:
             atomic_write(self.data_dir / "vrps.json", doc)
-
-
-def vrps_to_csv(vrps) -> str:
-    """The VRPs in the CSV that Routinator (``--format csv``) and rpki-client (``-c``) write.
-    The trust anchor is not carried over RTR, so that column is empty."""
-    rows = sorted(vrps, key=lambda v: (len(v.addr), v.addr, v.plen, v.maxlen, v.asn))
-    return "ASN,IP Prefix,Max Length,Trust Anchor\n" + "".join(
-        f"AS{v.asn},{v.prefix},{v.maxlen},\n" for v in rows
-    )
 
 
 def run(args) -> int:

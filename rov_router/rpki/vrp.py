@@ -209,6 +209,9 @@ class VRPSet:
     expired_aspas: int = 0  # ASPA entries likewise
     masked: int = 0
     format: str = ""
+    #: the trust anchor of each VRP, when the file names it and the loader was asked to keep
+    #: it (``keep_ta``); a VRP listed under several TAs keeps the first
+    tas: dict[VRP, str] | None = None
 
     def summary(self) -> str:
         v4 = sum(1 for v in self.vrps if len(v.addr) == 4)
@@ -268,12 +271,15 @@ def load_vrp_file(
     now: float | None = None,
     ignore_expires: bool = False,
     progress: LoadProgress | None = None,
+    keep_ta: bool = False,
 ) -> VRPSet:
     """Load a VRP file; ``fmt`` is ``auto``, ``json`` or ``csv``.
 
     Entries whose rpki-client ``expires`` lies before ``now`` are dropped (counted in
     ``expired``), as StayRTR does, unless ``ignore_expires`` (for old snapshots).
     ``progress`` (see :data:`LoadProgress`) is told how far the reading has come.
+    ``keep_ta``: remember each VRP's trust anchor (JSON ``ta``, the CSV's fourth column) in
+    ``tas``, for exports.
     """
     p = str(path)
     data = read_bytes(p, progress)
@@ -289,9 +295,9 @@ def load_vrp_file(
     if now is None:
         now = time.time()
     if fmt == "json":
-        out = _load_json(p, data, now, ignore_expires, progress)
+        out = _load_json(p, data, now, ignore_expires, progress, keep_ta)
     elif fmt == "csv":
-        out = _load_csv(p, data, progress)
+        out = _load_csv(p, data, progress, keep_ta)
     else:
         raise VRPFileError(p, "", f"unknown format {fmt!r} (use json or csv)")
     if not out.vrps and not out.aspas and not out.router_keys:
@@ -311,7 +317,12 @@ def load_vrp_file(
 
 
 def _load_json(
-    path: str, data: bytes, now: float, ignore_expires: bool, progress: LoadProgress | None = None
+    path: str,
+    data: bytes,
+    now: float,
+    ignore_expires: bool,
+    progress: LoadProgress | None = None,
+    keep_ta: bool = False,
 ) -> VRPSet:
     try:
         doc = _loads(data)
@@ -326,8 +337,9 @@ def _load_json(
         raise VRPFileError(path, "", "no 'roas' list (rpki-client / StayRTR / Routinator JSON)")
     if not isinstance(roas, list):
         raise VRPFileError(path, "roas", "is not a list")
-    out = VRPSet(format="json")
+    out = VRPSet(format="json", tas={} if keep_ta else None)
     vrps = out.vrps
+    tas = out.tas
     for i, r in enumerate(roas):
         if progress is not None and not i & _EVERY:
             progress("entries", i, len(roas))
@@ -358,6 +370,8 @@ def _load_json(
                 path, where, 'expected {"prefix": STRING, "maxLength": NUMBER, "asn": NUMBER}'
             ) from None
         v = VRP(addr, plen, ml, asn)
+        if tas is not None and isinstance(ta := r.get("ta"), str) and ta:
+            tas.setdefault(v, ta)
         out.entries += 1
         if v in vrps:
             out.duplicates += 1
@@ -465,12 +479,14 @@ def _load_json_keys(path: str, doc: dict, out: VRPSet) -> None:
         out.router_keys.add(RouterKey(ski, asn, spki))
 
 
-def _load_csv(path: str, data: bytes, progress: LoadProgress | None = None) -> VRPSet:
+def _load_csv(
+    path: str, data: bytes, progress: LoadProgress | None = None, keep_ta: bool = False
+) -> VRPSet:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise VRPFileError(path, "", f"not UTF-8 text: {e}") from None
-    out = VRPSet(format="csv")
+    out = VRPSet(format="csv", tas={} if keep_ta else None)
     rows = csv.reader(io.StringIO(text))
     order: tuple[int, int, int] | None = None  # column indexes of prefix, maxlen, asn
     for lineno, row in enumerate(rows, 1):
@@ -501,6 +517,8 @@ def _load_csv(path: str, data: bytes, progress: LoadProgress | None = None) -> V
         except (ValueError, IndexError) as e:
             raise VRPFileError(path, where, f"{e} in {','.join(row)!r}") from None
         v = VRP(addr, plen, ml, asn)
+        if out.tas is not None and order == (1, 2, 0) and len(cells) > 3 and cells[3]:
+            out.tas.setdefault(v, cells[3])  # ASN,IP Prefix,Max Length,Trust Anchor
         out.entries += 1
         if v in out.vrps:
             out.duplicates += 1
@@ -542,8 +560,10 @@ def vrps_to_json(
     router_keys: Iterable[RouterKey] = (),
     *,
     buildtime: str | None = None,
+    tas: dict[VRP, str] | None = None,
 ) -> dict:
-    """An rpki-client style JSON document (``roas``, ``aspas``, ``bgpsec_keys``)."""
+    """An rpki-client style JSON document (``roas``, ``aspas``, ``bgpsec_keys``).  A ROA
+    carries ``ta`` only when ``tas`` knows it (RTR does not carry the trust anchor)."""
     vl = sorted(vrps, key=lambda v: (len(v.addr), v.addr, v.plen, v.maxlen, v.asn))
     doc: dict[str, Any] = {
         "metadata": {
@@ -551,7 +571,12 @@ def vrps_to_json(
             "generator": "rov-router",
             "vrps": len(vl),
         },
-        "roas": [{"prefix": v.prefix, "maxLength": v.maxlen, "asn": v.asn} for v in vl],
+        "roas": [
+            {"prefix": v.prefix, "maxLength": v.maxlen, "asn": v.asn, "ta": tas[v]}
+            if tas and v in tas
+            else {"prefix": v.prefix, "maxLength": v.maxlen, "asn": v.asn}
+            for v in vl
+        ],
         "bgpsec_keys": [
             {"asn": k.asn, "ski": k.ski.hex(), "pubkey": base64.b64encode(k.spki).decode()}
             for k in sorted(router_keys)
@@ -561,6 +586,17 @@ def vrps_to_json(
         ],
     }
     return doc
+
+
+def vrps_to_csv(vrps: Iterable[VRP], tas: dict[VRP, str] | None = None) -> str:
+    """The VRPs in the CSV that Routinator (``--format csv``) and rpki-client (``-c``) write:
+    ``ASN,IP Prefix,Max Length,Trust Anchor``.  The column stays when the trust anchor is not
+    known (RTR does not carry it): empty, so readers that go by position still line up."""
+    rows = sorted(vrps, key=lambda v: (len(v.addr), v.addr, v.plen, v.maxlen, v.asn))
+    tas = tas or {}
+    return "ASN,IP Prefix,Max Length,Trust Anchor\n" + "".join(
+        f"AS{v.asn},{v.prefix},{v.maxlen},{tas.get(v, '')}\n" for v in rows
+    )
 
 
 _B4 = struct.Struct("!BBBx4sI")
