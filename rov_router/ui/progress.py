@@ -138,13 +138,19 @@ class TaskProgress:
             self.info = info
         if self._rich is not None:
             goal, _ = self._goal()
+            figures = self.figures()
+            # one line whatever the width: the description gives way (the bar goes below 100)
+            width = self._rich.console.width
+            room = width - len(figures) - (16 if width >= 100 else 0) - 14
             desc = f"{self.label} {self.stage_name}".strip()
+            if len(desc) > max(room, 12):
+                desc = desc[: max(room, 12) - 1] + "…"
             self._rich.update(
                 self._task,
                 description=desc,
                 completed=min(done, goal) if goal else done,
                 total=goal,
-                figures=self.figures(),
+                figures=figures,
             )
             return
         now = time.monotonic()
@@ -199,13 +205,15 @@ def _shared_bar() -> Any:
         from rich.console import Console
         from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+        console = Console(stderr=True)
+        bar = [BarColumn(bar_width=14)] if console.width >= 100 else []
         _bar = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
-            BarColumn(bar_width=24),
+            *bar,
             TextColumn("{task.fields[figures]}"),
             TimeElapsedColumn(),
-            console=Console(stderr=True),
+            console=console,
             transient=True,
         )
         _bar.start()

@@ -136,9 +136,9 @@ def test_cache_loading_on_a_terminal_is_a_rich_bar(tmp_path):
             screen = subprocess.run(
                 [tmux, "capture-pane", "-p", "-t", sess], capture_output=True, text=True
             ).stdout
-            for stage in ("reading", "entries"):
-                if re.search(rf"cache: loading {vrps.name} {stage} .*━", screen):
-                    seen.add(stage)
+            for unit in ("kB", "MB", "entries"):  # reading the file, then its entries
+                if re.search(rf"cache: loading .*━.* [\d,.]+/[\d,.]+ {unit}, ", screen):
+                    seen.add(unit)
                     screens.append(screen)
             if "serving RTR" in screen:
                 seen.add("serving")
@@ -147,6 +147,7 @@ def test_cache_loading_on_a_terminal_is_a_rich_bar(tmp_path):
     finally:
         subprocess.run([tmux, "kill-session", "-t", sess], capture_output=True)
     assert {"entries", "serving"} <= seen, "\n---\n".join(screens[-3:])
+    assert all(len(line) <= 120 for s in screens for line in s.splitlines())
     # the bar is transient: gone once the cache serves
     assert "cache: loading" not in screens[-1], screens[-1]
     bar = next(s for s in screens if " entries " in s)
