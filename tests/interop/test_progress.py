@@ -150,5 +150,5 @@ def test_cache_loading_on_a_terminal_is_a_rich_bar(tmp_path):
     assert all(len(line) <= 120 for s in screens for line in s.splitlines())
     # the bar is transient: gone once the cache serves
     assert "cache: loading" not in screens[-1], screens[-1]
-    bar = next(s for s in screens if " entries " in s)
+    bar = next(s for s in screens if " entries, " in s)
     assert re.search(r"[\d,]+/424,223 entries, [\d,]+/s", bar), bar
