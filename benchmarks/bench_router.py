@@ -655,8 +655,10 @@ def run_rov_router(
     expected: int | None,
     profile: bool = False,
     display: str = "json",
+    feeder=None,
 ) -> dict:
-    """One rov-router run.  ``display`` "json": done at the ``route`` event of the last route.
+    """One rov-router run.  ``feeder(rep_dir, port)`` makes the feeder (default: BIRD 2, see
+    :class:`Bird` for what it must offer: start, pid, exported, log_tail, stop).  ``display`` "json": done at the ``route`` event of the last route.
     "plain" (a diagnosis: no per-route output): done when rov-router has used less than
     ``QUIET_BUSY`` of a CPU for ``QUIET_SECONDS`` after the load; the time is the end of its
     last busy 0.1 s interval, and the state file then must hold every route."""
@@ -716,16 +718,20 @@ def run_rov_router(
         pids = {"rov-router": proc.pid, "exabgp": exa_pid, "bridge": bridge_pid}
         res["rss_before"] = proc_status(proc.pid, "VmRSS")
         res["hwm_before"] = proc_status(proc.pid, "VmHWM")
-        bird = Bird(
-            rep_dir,
-            bird_conf(
+        bird = (
+            feeder(rep_dir, port)
+            if feeder is not None
+            else Bird(
                 rep_dir,
-                ctx["routes_conf"],
-                port,
-                free_port(FEEDER_ADDR),
-                ctx["feeder_as"],
-                ctx["router_as"],
-            ),
+                bird_conf(
+                    rep_dir,
+                    ctx["routes_conf"],
+                    port,
+                    free_port(FEEDER_ADDR),
+                    ctx["feeder_as"],
+                    ctx["router_as"],
+                ),
+            )
         )
         res["waited"] = wait_machine_quiet()
         cpu0 = {k: proc_cpu(v) for k, v in pids.items()}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import ipaddress
+import os
 import struct
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -80,7 +81,11 @@ def _compressed_error(path: str | Path, n: int, offset: int, e: BaseException) -
     return f"{path}: compressed data {what} in record {n + 1} (uncompressed offset {offset})"
 
 
-def _records(path: str | Path) -> Iterator[dict]:
+#: ``progress(bytes_read, file_size)``: how much of the file (as stored: compressed) is read
+ReadProgress = Callable[[int, int], None]
+
+
+def _records(path: str | Path, progress: ReadProgress | None = None) -> Iterator[dict]:
     """mrtparse's decoding of every record, each checked: a record mrtparse could not decode
     (truncated, an unknown type, a bit flip) or a broken compressed stream raises
     :class:`MRTError` naming the record number and its (uncompressed) byte offset."""
@@ -88,14 +93,19 @@ def _records(path: str | Path) -> Iterator[dict]:
 
     try:
         reader = mrtparse.Reader(str(path))
+        size = os.fstat(reader.f.fileno()).st_size
     except (EOFError, OSError, zlib.error) as e:
         raise MRTError(_compressed_error(path, 0, 0, e)) from None
     n = 0
     while True:
+        if progress is not None and not n & 0xFF:
+            progress(os.lseek(reader.f.fileno(), 0, os.SEEK_CUR), size)
         offset = reader.f.tell()
         try:
             e = next(reader)
         except StopIteration:
+            if progress is not None:
+                progress(size, size)
             return
         except (EOFError, OSError, zlib.error) as ex:
             raise MRTError(_compressed_error(path, n, offset, ex)) from None
@@ -136,10 +146,15 @@ def _path(attrs: list[dict]) -> tuple[list[int], list[int], str | None]:
 
 
 def read_updates(
-    path: str | Path, *, peer_as: int | None = None, within: str | None = None
+    path: str | Path,
+    *,
+    peer_as: int | None = None,
+    within: str | None = None,
+    progress: ReadProgress | None = None,
 ) -> Iterator[MRTUpdate]:
     """BGP UPDATEs (and RIB entries) of an MRT file, optionally only from one peer AS and only
-    for prefixes equal to or inside ``within`` (or covering it, down to a /16)."""
+    for prefixes equal to or inside ``within`` (or covering it, down to a /16).  ``progress``
+    is told the bytes read every 256 records."""
     net = ipaddress.ip_network(within) if within else None
 
     def keep(prefix: str) -> bool:
@@ -150,7 +165,7 @@ def read_updates(
             return False
         return p.subnet_of(net) or (net.subnet_of(p) and p.prefixlen >= 16)
 
-    for n, d in enumerate(_records(path), 1):
+    for n, d in enumerate(_records(path, progress), 1):
         try:
             yield from _updates_of(d, peer_as, keep)
         except MRTError:

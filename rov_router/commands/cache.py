@@ -9,8 +9,9 @@ import signal
 import time
 from pathlib import Path
 
+from ..rpki.vrp import vrps_to_csv, vrps_to_json
 from ..rtr import pdu as P
-from ._common import CLIError, fraction, hostport, rtr_version_arg, verbose_parent
+from ._common import CLIError, atomic_write, fraction, hostport, rtr_version_arg, verbose_parent
 from .transport_args import add_server_arguments, server_options_from_args
 
 
@@ -86,6 +87,12 @@ def add_parser(subparsers) -> None:
         metavar="FILE",
         help="where the last session ID is kept so a restart never reuses it",
     )
+    c.add_argument(
+        "--export",
+        metavar="FILE",
+        help="write the set served (after SLURM) on every change: rpki-client JSON, or CSV "
+        "when FILE ends in .csv; the trust anchor ('ta') of the VRP file is kept",
+    )
     c.add_argument("--json", action="store_true", help="events and status as JSON lines")
     add_server_arguments(c)  # --tls-listen ... / --ssh-listen ...
 
@@ -120,6 +127,21 @@ def run(args) -> int:
     source = FileSource(
         Path(args.vrps), Path(args.slurm) if args.slurm else None, args.format, args.ignore_expires
     )
+    source.keep_ta = bool(args.export)
+
+    def export(data) -> None:
+        path = Path(args.export)
+        if path.suffix == ".csv":
+            text = vrps_to_csv(data.vrps, data.tas)
+        else:
+            doc = vrps_to_json(data.vrps, data.aspas, data.router_keys, tas=data.tas)
+            text = json.dumps(doc)
+        try:
+            atomic_write(path, text)
+        except OSError as e:
+            msg = f"--export {path}: cannot write: {e.strerror or e}"
+            out({"event": "export", "level": "error", "message": msg})
+
     files = FileCache(
         cache,
         source,
@@ -127,8 +149,17 @@ def run(args) -> int:
         settle=args.settle,
         max_shrink=args.max_shrink,
         on_reload=lambda level, msg: out({"event": "reload", "level": level, "message": msg}),
+        on_apply=export if args.export else None,
     )
-    files.reload(force=True)
+    from ..ui.progress import TaskProgress, load_stages
+
+    prog = TaskProgress(f"cache: loading {Path(args.vrps).name}", json_lines=args.json)
+    source.progress = load_stages(prog)
+    try:
+        files.reload(force=True)
+    finally:
+        prog.close(final=True)
+        source.progress = None
     if not cache.has_data:
         raise CLIError(f"nothing to serve: {files.last_error}")
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from ._common import CLIError, Failed, hostport, verbose_parent
@@ -51,25 +54,49 @@ BATCH = 100  # prefixes per ExaBGP command when replaying (measured: more gains 
 
 
 def run(args) -> int:
-    from ..bgp.control import Speaker
-    from ..bgp.exabgp import (
-        announce_command,
-        mapped_next_hop,
-        origin_attributes,
-        withdraw_route_command,
-    )
-    from ..bgp.mrt import (
-        MRTError,
-        ReplayAnnounce,
-        ReplayWait,
-        ReplayWithdraw,
-        read_updates,
-        replay_plan,
-    )
-    from ..bgp.speaker import PeerSpec
+    from ..ui.progress import TaskProgress
+
+    prog = TaskProgress(f"replay {Path(args.file).name}")
+    updates: list = []
+    n_prefixes = 0
+
+    def on_read(done: int, size: int) -> None:
+        prog.update(done, size, info=f"{len(updates):,} updates, {n_prefixes:,} prefixes")
+
+    size = None
+    with contextlib.suppress(OSError):
+        size = os.path.getsize(args.file)
+    prog.stage("reading", total=size, unit="bytes")
+    work: Path | None = None
+    sp = None
+    try:
+        for u in _read(args, on_read):
+            updates.append(u)
+            n_prefixes += len(u.announced) + len(u.withdrawn)
+            if sp is None and (args.asn or any(seq for _p, seq, _s in u.announced)):
+                # our AS is known: ExaBGP starts while the rest is read
+                sp, work = _replay_speaker(args, u)
+        if not updates:
+            raise CLIError(f"{args.file}: no matching updates")
+        if sp is None:
+            raise CLIError("give --asn (no path in the file names the AS)")
+        return _replay_send(args, sp, updates, n_prefixes, prog)
+    finally:
+        prog.close()
+        if sp is not None:
+            sp.stop()
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _read(args, progress) -> Iterator:
+    """The file's updates; a file that cannot be read is a one-line error."""
+    from ..bgp.mrt import MRTError, read_updates
 
     try:
-        updates = list(read_updates(args.file, peer_as=args.peer_as, within=args.within))
+        yield from read_updates(
+            args.file, peer_as=args.peer_as, within=args.within, progress=progress
+        )
     except ImportError:
         raise CLIError("mrtparse is not installed (pip install mrtparse)") from None
     except MRTError as e:
@@ -78,34 +105,44 @@ def run(args) -> int:
         raise Failed(f"{args.file}: cannot read: {e.strerror or e}") from None
     except ValueError as e:
         raise Failed(f"{args.file}: {e}") from None
-    if not updates:
-        raise CLIError(f"{args.file}: no matching updates")
-    first_path = next((seq for u in updates for _p, seq, _s in u.announced if seq), [])
-    asn = args.asn or (first_path[0] if first_path else None)
-    if asn is None:
-        raise CLIError("give --asn (the file's first path is empty)")
+
+
+def _replay_speaker(args, first) -> tuple:
+    """The ExaBGP speaker that dials the router as the AS of ``--asn`` or of the first path."""
+    from ..bgp.control import Speaker
+    from ..bgp.speaker import PeerSpec
+
+    asn = args.asn or next(seq for _p, seq, _s in first.announced if seq)[0]
+    args.asn = asn
     host, port = args.router
     work = Path(tempfile.mkdtemp(prefix="rov-replay-"))
-    sp = Speaker(
-        f"replay-as{asn}",
-        [
-            PeerSpec(
-                host,
-                args.router_as,
-                asn,
-                args.local_address,
-                args.local_address,
-                passive=False,
-                connect=port,
-            )
-        ],
-        work,
-    ).start()
-    from ..ui.progress import TaskProgress
+    spec = PeerSpec(
+        host,
+        args.router_as,
+        asn,
+        args.local_address,
+        args.local_address,
+        passive=False,
+        connect=port,
+    )
+    try:
+        return Speaker(f"replay-as{asn}", [spec], work).start(), work
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
 
-    total = sum(len(u.announced) + len(u.withdrawn) for u in updates)
+
+def _replay_send(args, sp, updates: list, total: int, prog) -> int:
+    from ..bgp.exabgp import (
+        announce_command,
+        mapped_next_hop,
+        origin_attributes,
+        withdraw_route_command,
+    )
+    from ..bgp.mrt import ReplayAnnounce, ReplayWait, ReplayWithdraw, replay_plan
+
+    host, asn = args.router[0], args.asn
     sent = commands = 0
-    prog = TaskProgress("replay", total=total, unit="prefixes")
 
     def send(cmd: str) -> None:
         nonlocal commands
@@ -114,7 +151,9 @@ def run(args) -> int:
         commands += 1
 
     try:
+        prog.stage("waiting for the session", unit="")
         sp.wait_state(host, "up", 60)
+        prog.stage("sending", total=total, unit="prefixes")
         start = time.monotonic()
         # prefixes sharing next hop and AS path go out as one ExaBGP command (at most BATCH
         # prefixes), as the router itself announces downstream
@@ -147,14 +186,10 @@ def run(args) -> int:
                         flush=True,
                     )
         prog.close(final=True)
+        elapsed = max(1e-9, time.monotonic() - start)
         time.sleep(args.hold)
     except TimeoutError as e:
         raise CLIError(str(e)) from None
-    finally:
-        prog.close()
-        sp.stop()
-        shutil.rmtree(work, ignore_errors=True)
-    elapsed = max(1e-9, time.monotonic() - start)
     print(
         f"replayed {sent:,} announcements / withdrawals from {len(updates):,} MRT updates as "
         f"AS{asn} in {commands:,} ExaBGP commands ({sent / elapsed:,.0f} prefixes/s)"

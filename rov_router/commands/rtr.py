@@ -7,9 +7,10 @@ import asyncio
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from ..rpki.store import VRPStore
-from ..rpki.vrp import vrps_to_json
+from ..rpki.vrp import vrps_to_csv, vrps_to_json
 from ..rtr import session as S
 from ..rtr.client import Applied, RTRClient, RTRManager, replay
 from ._common import (
@@ -233,6 +234,7 @@ class _Reporter:
         atomic_write(self.data_dir / name, json.dumps(doc, indent=1))
 
     _last_update = None
+    progress: Any = None  # ui.progress.RTRProgress while syncing
 
     def _write_files(self) -> None:
         doc = None
@@ -249,15 +251,6 @@ class _Reporter:
             atomic_write(self.data_dir / "vrps.json", doc)
 
 
-def vrps_to_csv(vrps) -> str:
-    """The VRPs in the CSV that Routinator (``--format csv``) and rpki-client (``-c``) write.
-    The trust anchor is not carried over RTR, so that column is empty."""
-    rows = sorted(vrps, key=lambda v: (len(v.addr), v.addr, v.plen, v.maxlen, v.asn))
-    return "ASN,IP Prefix,Max Length,Trust Anchor\n" + "".join(
-        f"AS{v.asn},{v.prefix},{v.maxlen},\n" for v in rows
-    )
-
-
 def run(args) -> int:
     if args.action == "replay":
         return _cmd_replay(args)
@@ -270,9 +263,12 @@ def run(args) -> int:
         kw["transport"] = client_options_from_args(args)
     except ValueError as e:
         raise CLIError(str(e)) from None
+    from ..ui.progress import RTRProgress
+
     store = VRPStore()
     clients: list[RTRClient] = []
     rep = _Reporter(store, args, clients)
+    rep.progress = RTRProgress(clients, json_lines=args.json)
     for i, (host, port) in enumerate(args.cache):
         dump = args.dump if i == 0 else (f"{args.dump}.{i}" if args.dump else None)
 
@@ -280,6 +276,8 @@ def run(args) -> int:
             c = clients[_i]
             if isinstance(ev, S.UpdateReady):
                 rep._last_update = ev.update
+            elif isinstance(ev, S.Synced):
+                rep.progress.synced(c.session.source, ev.records, ev.reset)
             rep.on_event(c.session, ev)
 
         clients.append(
@@ -296,6 +294,7 @@ def run(args) -> int:
 
 async def _run_rtr(mgr: RTRManager, args, rep: _Reporter) -> int:
     task = asyncio.ensure_future(mgr.run())
+    shown = asyncio.ensure_future(rep.progress.run())  # records received while a sync runs
     try:
         if args.once:
             waits = [asyncio.ensure_future(c.wait_synced()) for c in mgr.clients]
@@ -325,6 +324,7 @@ async def _run_rtr(mgr: RTRManager, args, rep: _Reporter) -> int:
             raise Failed(f"RTR client failed: {type(e).__name__}: {e}") from None
         return 0  # stopped cleanly from within
     finally:
+        shown.cancel()
         if not task.done():
             await stop_within(task, mgr.stop)
 
@@ -340,7 +340,18 @@ def _cmd_replay(args) -> int:
             rep._last_update = ev.update
         rep.on_event(session, ev)
 
-    res = replay(args.file, store, on_event=on_event, **_session_kw(args))
+    from ..ui.progress import TaskProgress
+
+    prog = TaskProgress(f"rtr replay {Path(args.file).name}", unit="bytes", json_lines=args.json)
+    prog.stage("replaying", unit="bytes")
+
+    def progress(done: int, size: int, records: int) -> None:
+        prog.update(done, size, info=f"{records:,} records of this transfer" if records else "")
+
+    try:
+        res = replay(args.file, store, on_event=on_event, progress=progress, **_session_kw(args))
+    finally:
+        prog.close(final=True)
     summary = {
         "event": "replayed",
         "connections": res.connections,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from pathlib import Path
 
 from ..rpki.store import VRPStore
 from ..rpki.validate import Verdict, validate_route
@@ -76,7 +77,20 @@ def add_parser(subparsers) -> None:
 def load_store(args) -> VRPStore:
     store = VRPStore()
     if args.vrps:
-        vs = load_vrp_file(args.vrps, fmt=args.format, ignore_expires=args.ignore_expires)
+        from ..ui.progress import TaskProgress, load_stages
+
+        prog = TaskProgress(
+            f"loading {Path(args.vrps).name}", json_lines=bool(getattr(args, "json", False))
+        )
+        try:
+            vs = load_vrp_file(
+                args.vrps,
+                fmt=args.format,
+                ignore_expires=args.ignore_expires,
+                progress=load_stages(prog),
+            )
+        finally:
+            prog.close(final=True)
         aspa = f" (and {vs.expired_aspas} ASPA entries)" if vs.expired_aspas else ""
         if vs.expired and not vs.vrps:
             print(
@@ -106,8 +120,13 @@ def load_store(args) -> VRPStore:
         client = RTRClient(host, port, store, **kw)
         timeout = getattr(args, "timeout", 120.0)  # `analyze` shares this without --timeout
 
+        from ..ui.progress import RTRProgress
+
+        shown = RTRProgress([client], json_lines=bool(getattr(args, "json", False)))
+
         async def sync() -> int:
             task = asyncio.ensure_future(client.run())
+            watch = asyncio.ensure_future(shown.run())  # records received while it syncs
             try:
                 await client.wait_synced(timeout)
             except TimeoutError:
@@ -116,6 +135,7 @@ def load_store(args) -> VRPStore:
                     f"({client.last_error or 'no End of Data'})"
                 ) from None
             finally:
+                watch.cancel()
                 await stop_within(task, client.stop)
             return 0
 

@@ -42,6 +42,7 @@ class Slurm:
             expired=data.expired,
             masked=data.masked,
             format=data.format,
+            tas=data.tas,  # assertions have no trust anchor
         )
         out.vrps = {v for v in data.vrps if not self._filtered(v)}
         out.vrps |= self.prefix_assertions

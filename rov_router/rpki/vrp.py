@@ -17,9 +17,10 @@ import csv
 import gzip
 import io
 import lzma
+import os
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,9 @@ class VRPSet:
     expired_aspas: int = 0  # ASPA entries likewise
     masked: int = 0
     format: str = ""
+    #: the trust anchor of each VRP, when the file names it and the loader was asked to keep
+    #: it (``keep_ta``); a VRP listed under several TAs keeps the first
+    tas: dict[VRP, str] | None = None
 
     def summary(self) -> str:
         v4 = sum(1 for v in self.vrps if len(v.addr) == 4)
@@ -122,9 +126,17 @@ class VRPSet:
         return s
 
 
-def read_bytes(path: str | Path) -> bytes:
+#: ``progress(stage, done, total)`` of a file being loaded: stage "reading" (bytes of the file
+#: on disk), "parsing" (no figures) and "entries" (entries checked of the file's entries)
+LoadProgress = Callable[[str, int, int | None], None]
+_EVERY = 0x3FFF  # entries between two progress calls
+
+
+def read_bytes(path: str | Path, progress: LoadProgress | None = None) -> bytes:
     p = str(path)
     try:
+        if progress is not None:
+            return _read_chunks(p, progress)
         if p.endswith(".xz"):
             return lzma.open(p).read()
         if p.endswith(".gz"):
@@ -136,20 +148,41 @@ def read_bytes(path: str | Path) -> bytes:
         raise VRPFileError(p, "", f"cannot read: {e}") from None
 
 
+def _read_chunks(p: str, progress: LoadProgress) -> bytes:
+    """The file's (decompressed) content, reporting the bytes read from disk."""
+    with open(p, "rb") as raw:
+        size = os.fstat(raw.fileno()).st_size
+        opener = {".xz": lzma.open, ".gz": gzip.open, ".bz2": bz2.open}.get(Path(p).suffix)
+        f = opener(raw) if opener is not None else raw
+        chunks = []
+        progress("reading", 0, size)
+        while chunk := f.read(1 << 20):
+            chunks.append(chunk)
+            progress("reading", raw.tell(), size)
+        return b"".join(chunks)
+
+
 def load_vrp_file(
     path: str | Path,
     *,
     fmt: str = "auto",
     now: float | None = None,
     ignore_expires: bool = False,
+    progress: LoadProgress | None = None,
+    keep_ta: bool = False,
 ) -> VRPSet:
     """Load a VRP file; ``fmt`` is ``auto``, ``json`` or ``csv``.
 
     Entries whose rpki-client ``expires`` lies before ``now`` are dropped (counted in
     ``expired``), as StayRTR does, unless ``ignore_expires`` (for old snapshots).
+    ``progress`` (see :data:`LoadProgress`) is told how far the reading has come.
+    ``keep_ta``: remember each VRP's trust anchor (JSON ``ta``, the CSV's fourth column) in
+    ``tas``, for exports.
     """
     p = str(path)
-    data = read_bytes(p)
+    data = read_bytes(p, progress)
+    if progress is not None:
+        progress("parsing", 0, None)
     if not data.strip():
         # a producer that truncates before it writes leaves this behind: never an empty set
         what = f"{len(data)} bytes" if not data else f"{len(data)} bytes, all whitespace"
@@ -161,9 +194,9 @@ def load_vrp_file(
         now = time.time()
     with gc_paused():  # hundreds of thousands of new objects, none in a cycle
         if fmt == "json":
-            out = _load_json(p, data, now, ignore_expires)
+            out = _load_json(p, data, now, ignore_expires, progress, keep_ta)
         elif fmt == "csv":
-            out = _load_csv(p, data)
+            out = _load_csv(p, data, progress, keep_ta)
         else:
             raise VRPFileError(p, "", f"unknown format {fmt!r} (use json or csv)")
     if not out.vrps and not out.aspas and not out.router_keys:
@@ -182,7 +215,14 @@ def load_vrp_file(
     return out
 
 
-def _load_json(path: str, data: bytes, now: float, ignore_expires: bool) -> VRPSet:
+def _load_json(
+    path: str,
+    data: bytes,
+    now: float,
+    ignore_expires: bool,
+    progress: LoadProgress | None = None,
+    keep_ta: bool = False,
+) -> VRPSet:
     try:
         doc = _loads(data)
     except ValueError as e:
@@ -196,10 +236,24 @@ def _load_json(path: str, data: bytes, now: float, ignore_expires: bool) -> VRPS
         raise VRPFileError(path, "", "no 'roas' list (rpki-client / StayRTR / Routinator JSON)")
     if not isinstance(roas, list):
         raise VRPFileError(path, "roas", "is not a list")
-    out = VRPSet(format="json")
-    fast = _fast_roas(roas, now, ignore_expires)
+    out = VRPSet(format="json", tas={} if keep_ta else None)
+    n = len(roas)
+    if progress is not None:
+        progress("entries", 0, n)
+    # the fast path reads the common shape in one go; trust anchors (kept only for exports)
+    # need each entry's VRP, which the careful loop gives entry by entry
+    fast = None if keep_ta else _fast_roas(roas, now, ignore_expires)
     if fast is None:  # an entry off the common shape: the careful loop names the culprit
-        checked = [_parse_roa(path, i, r, now, ignore_expires) for i, r in enumerate(roas)]
+        checked = []
+        for i, r in enumerate(roas):
+            if progress is not None and not i & _EVERY:
+                progress("entries", i, n)
+            checked.append(_parse_roa(path, i, r, now, ignore_expires))
+        if out.tas is not None:
+            tas = out.tas
+            for r, v in zip(roas, checked, strict=True):
+                if v is not None and isinstance(ta := r.get("ta"), str) and ta:
+                    tas.setdefault(v, ta)
         parsed = [v for v in checked if v is not None]
         expired = len(checked) - len(parsed)
         del checked
@@ -210,6 +264,8 @@ def _load_json(path: str, data: bytes, now: float, ignore_expires: bool) -> VRPS
     out.vrps = set(parsed)
     out.duplicates = out.entries - len(out.vrps)
     del parsed
+    if progress is not None:
+        progress("entries", n, n)
     _load_json_aspa(path, doc, out, now, ignore_expires)
     _load_json_keys(path, doc, out)
     return out
@@ -392,15 +448,19 @@ def _load_json_keys(path: str, doc: dict, out: VRPSet) -> None:
         out.router_keys.add(RouterKey(ski, asn, spki))
 
 
-def _load_csv(path: str, data: bytes) -> VRPSet:
+def _load_csv(
+    path: str, data: bytes, progress: LoadProgress | None = None, keep_ta: bool = False
+) -> VRPSet:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise VRPFileError(path, "", f"not UTF-8 text: {e}") from None
-    out = VRPSet(format="csv")
+    out = VRPSet(format="csv", tas={} if keep_ta else None)
     rows = csv.reader(io.StringIO(text))
     order: tuple[int, int, int] | None = None  # column indexes of prefix, maxlen, asn
     for lineno, row in enumerate(rows, 1):
+        if progress is not None and not lineno & _EVERY:
+            progress("entries", lineno, None)
         cells = [c.strip() for c in row]
         if not cells or not any(cells) or cells[0].startswith("#"):
             continue
@@ -426,6 +486,8 @@ def _load_csv(path: str, data: bytes) -> VRPSet:
         except (ValueError, IndexError) as e:
             raise VRPFileError(path, where, f"{e} in {','.join(row)!r}") from None
         v = VRP(addr, plen, ml, asn)
+        if out.tas is not None and order == (1, 2, 0) and len(cells) > 3 and cells[3]:
+            out.tas.setdefault(v, cells[3])  # ASN,IP Prefix,Max Length,Trust Anchor
         out.entries += 1
         if v in out.vrps:
             out.duplicates += 1
@@ -467,8 +529,10 @@ def vrps_to_json(
     router_keys: Iterable[RouterKey] = (),
     *,
     buildtime: str | None = None,
+    tas: dict[VRP, str] | None = None,
 ) -> dict:
-    """An rpki-client style JSON document (``roas``, ``aspas``, ``bgpsec_keys``)."""
+    """An rpki-client style JSON document (``roas``, ``aspas``, ``bgpsec_keys``).  A ROA
+    carries ``ta`` only when ``tas`` knows it (RTR does not carry the trust anchor)."""
     vl = sorted(vrps, key=lambda v: (len(v.addr), v.addr, v.plen, v.maxlen, v.asn))
     doc: dict[str, Any] = {
         "metadata": {
@@ -476,7 +540,12 @@ def vrps_to_json(
             "generator": "rov-router",
             "vrps": len(vl),
         },
-        "roas": [{"prefix": v.prefix, "maxLength": v.maxlen, "asn": v.asn} for v in vl],
+        "roas": [
+            {"prefix": v.prefix, "maxLength": v.maxlen, "asn": v.asn, "ta": tas[v]}
+            if tas and v in tas
+            else {"prefix": v.prefix, "maxLength": v.maxlen, "asn": v.asn}
+            for v in vl
+        ],
         "bgpsec_keys": [
             {"asn": k.asn, "ski": k.ski.hex(), "pubkey": base64.b64encode(k.spki).decode()}
             for k in sorted(router_keys)
@@ -486,3 +555,14 @@ def vrps_to_json(
         ],
     }
     return doc
+
+
+def vrps_to_csv(vrps: Iterable[VRP], tas: dict[VRP, str] | None = None) -> str:
+    """The VRPs in the CSV that Routinator (``--format csv``) and rpki-client (``-c``) write:
+    ``ASN,IP Prefix,Max Length,Trust Anchor``.  The column stays when the trust anchor is not
+    known (RTR does not carry it): empty, so readers that go by position still line up."""
+    rows = sorted(vrps, key=lambda v: (len(v.addr), v.addr, v.plen, v.maxlen, v.asn))
+    tas = tas or {}
+    return "ASN,IP Prefix,Max Length,Trust Anchor\n" + "".join(
+        f"AS{v.asn},{v.prefix},{v.maxlen},{tas.get(v, '')}\n" for v in rows
+    )

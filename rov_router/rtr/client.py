@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..rpki.payload import Changes, PayloadTarget, UpdateError
 from . import session as S
-from .dump import DumpWriter, read_dump
+from .dump import MAGIC, RECORD_HEADER, DumpWriter, read_dump
 from .transport.connect import open_connection
 from .transport.options import TransportOptions
 
@@ -422,11 +422,14 @@ def replay(
     *,
     source: str = "replay",
     on_event: Callable[[S.ClientSession, S.Event], None] | None = None,
+    progress: Callable[[int, int, int], None] | None = None,
     **session_kw,
 ) -> ReplayResult:
     """Feed a dump through a fresh session with the recorded times as its clock.
 
     What the session would send is compared with what was recorded (``sent_mismatches``).
+    ``progress(bytes_done, dump_size, records)`` follows the replay (``records``: of the
+    transfer running, 0 between transfers).
     """
     now = [0.0]
     sess = S.ClientSession(source, clock=lambda: now[0], **session_kw)
@@ -443,7 +446,15 @@ def replay(
             if on_event:
                 on_event(sess, ev)
 
+    size = 0
+    if progress is not None:
+        with contextlib.suppress(OSError):  # read_dump says what is wrong with the file
+            size = Path(path).stat().st_size
+    done = len(MAGIC)
     for kind, t, data in read_dump(path):
+        if progress is not None:
+            done += RECORD_HEADER + len(data)
+            progress(done, size, sess.pending_records)
         now[0] = t
         run(sess.tick())
         if kind == b"C":

@@ -15,6 +15,7 @@ from typing import BinaryIO
 
 MAGIC = b"RTRDUMP1"
 _REC = struct.Struct("!cdI")
+RECORD_HEADER = _REC.size  # bytes before each record's data
 
 
 class DumpError(ValueError):
@@ -40,7 +41,11 @@ class DumpWriter:
 
 def read_dump(path: str | Path) -> Iterator[tuple[bytes, float, bytes]]:
     """Yield ``(kind, time, data)``; raises :class:`DumpError` naming the offset of a bad record."""
-    with open(path, "rb") as f:
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - closed by the with below
+    except OSError as e:
+        raise DumpError(f"{path}: cannot read: {e.strerror or e}") from None
+    with f:
         if f.read(len(MAGIC)) != MAGIC:
             raise DumpError(f"{path}: not an rov-router RTR dump (bad magic)")
         off = len(MAGIC)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..gcpause import gc_paused
 from ..rpki.slurm import Slurm, load_slurm
-from ..rpki.vrp import VRPFileError, VRPSet, load_vrp_file
+from ..rpki.vrp import LoadProgress, VRPFileError, VRPSet, load_vrp_file
 from .cache import MAX_VERSION, CacheState, new_session_id
 from .cache_session import DRAIN_TIMEOUT, PARTIAL_TIMEOUT, ServerEvent, ServerSession
 from .transport.listen import start_listener
@@ -390,6 +390,9 @@ class FileSource:
     slurm: Path | None = None
     fmt: str = "auto"
     ignore_expires: bool = False
+    #: told how far loading the VRP file has come (``load_vrp_file``'s ``progress``)
+    progress: LoadProgress | None = None
+    keep_ta: bool = False  # remember the trust anchors (for an export)
 
     def __post_init__(self) -> None:
         self._sig: tuple | None = None
@@ -413,7 +416,15 @@ class FileSource:
         """Read both files; raises VRPFileError naming file, entry and reason."""
         # remember what we tried, good or bad: a broken file is retried once it changes again
         self._sig = self.signature()
-        data = load_vrp_file(self.vrps, fmt=self.fmt, ignore_expires=self.ignore_expires)
+        data = load_vrp_file(
+            self.vrps,
+            fmt=self.fmt,
+            ignore_expires=self.ignore_expires,
+            progress=self.progress,
+            keep_ta=self.keep_ta,
+        )
+        if self.progress is not None:
+            self.progress("building", 0, None)
         if self.slurm is not None:
             slurm: Slurm = load_slurm(self.slurm)
             data = slurm.apply(data)
@@ -459,6 +470,7 @@ class FileCache:
         settle: float = 0.5,
         max_shrink: float = 0.5,
         on_reload: Callable[[str, str], None] | None = None,
+        on_apply: Callable[[VRPSet], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not 0.0 <= max_shrink <= 1.0:
@@ -469,6 +481,7 @@ class FileCache:
         self.settle = settle
         self.max_shrink = max_shrink
         self.on_reload = on_reload
+        self.on_apply = on_apply  # called with each set that is served from now on
         self.clock = clock
         self.last_error: str | None = None
         #: a loaded set held back by the shrink guard (applied by :meth:`confirm`)
@@ -543,6 +556,8 @@ class FileCache:
     def _apply(self, data: VRPSet, gone: frozenset | None = None) -> bool:
         first = not self.cache.has_data
         delta = self.cache.set_data(data.vrps, data.aspas, data.router_keys, vrps_removed=gone)
+        if self.on_apply is not None and (first or delta is not None):
+            self.on_apply(data)
         if first:
             self._report("info", f"loaded {data.summary()}; serial {self.cache.serial}")
             return True

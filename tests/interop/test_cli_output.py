@@ -70,3 +70,36 @@ def test_expired_vrps_and_aspa_are_counted_apart(tmp_path):
     r = run_cli("validate", "--vrps", str(f), "192.0.2.0/24", "64496")
     assert "all 2 VRPs have expired (and 3 ASPA entries)" in r.stderr, r.stderr
     assert parse_prefix("192.0.2.0/24") and (DATA / "small_vrps.json").exists()
+
+
+def test_trust_anchor_kept_from_a_file_and_left_empty_from_rtr(tmp_path):
+    """`cache --export` keeps the file's `ta`; over RTR there is none: the CSV keeps the
+    column (empty), the JSON leaves the key out."""
+    from tests.support.peers import SplitCache as Cache
+
+    src = DATA / "stayrtr_test.rpki.json"  # real rpki-client output, ta per ROA
+    want = {(f"AS{r['asn']}", r["prefix"], r["maxLength"], r["ta"])
+            for r in json.loads(src.read_text())["roas"]}  # fmt: skip
+    exp_csv, exp_json = tmp_path / "served.csv", tmp_path / "served.json"
+    c = Cache(tmp_path, src, "--export", str(exp_csv))
+    try:
+        rows = list(csv.reader(io.StringIO(exp_csv.read_text())))
+        assert rows[0] == ["ASN", "IP Prefix", "Max Length", "Trust Anchor"]
+        assert {(a, p, int(m), t) for a, p, m, t in rows[1:]} == want
+        # from RTR: no trust anchor
+        out_csv, out_json = tmp_path / "rtr.csv", tmp_path / "rtr.json"
+        for out in (out_csv, out_json):
+            r = run_cli("rtr", "--cache", f"127.0.0.1:{c.port}", "--once", "--export", str(out))
+            assert r.returncode == 0, r.stderr
+    finally:
+        c.stop()
+    rows = list(csv.reader(io.StringIO(out_csv.read_text())))
+    assert rows[0][3] == "Trust Anchor" and all(len(x) == 4 and x[3] == "" for x in rows[1:])
+    assert {(a, p, int(m)) for a, p, m, _t in rows[1:]} == {w[:3] for w in want}
+    roas = json.loads(out_json.read_text())["roas"]
+    assert len(roas) == len(want) and not any("ta" in r for r in roas)
+    # the CSV export read back (as a VRP file) keeps its trust anchors through a JSON export
+    c = Cache(tmp_path, exp_csv, "--export", str(exp_json))
+    c.stop()
+    roas = json.loads(exp_json.read_text())["roas"]
+    assert {(f"AS{r['asn']}", r["prefix"], r["maxLength"], r["ta"]) for r in roas} == want

@@ -39,7 +39,8 @@ vrps = "{vrps}"
 VRPS = {"roas": [{"prefix": "208.65.152.0/22", "maxLength": 22, "asn": 36561}]}
 
 
-def test_replay_mrt_into_a_running_router(tmp_path):
+def test_replay_mrt_into_a_running_router(tmp_path, monkeypatch):
+    monkeypatch.setenv("ROV_ROUTER_PROGRESS_INTERVAL", "0")  # every progress step, on stderr
     lab = Lab(tmp_path, router=ROUTER, vrps_text=json.dumps(VRPS))
     try:
         mrt = REPO / "topologies" / "data" / "youtube-pakistan-2008-as3277.mrt.gz"
@@ -66,6 +67,17 @@ def test_replay_mrt_into_a_running_router(tmp_path):
         # prefixes sharing the AS path went out together: fewer commands than prefixes
         commands = int(re.search(r"in (\d+) ExaBGP commands", r.stdout)[1])
         assert commands < 8, r.stdout
+        # progress on stderr (not a terminal: plain lines): the file's bytes, then the prefixes
+        # sent of the total, with the rate; never on stdout
+        name = mrt.name
+        size = mrt.stat().st_size / 1e3  # a small file: in kB
+        assert f"replay {name}: reading 0.0/{size:,.1f} kB" in r.stderr, r.stderr
+        assert f"replay {name}: reading {size:,.1f}/{size:,.1f} kB" in r.stderr, r.stderr
+        sending = re.findall(
+            rf"replay {re.escape(name)}: sending (\d+)/8 prefixes, [\d,]+/s", r.stderr
+        )
+        assert sending and sending[-1] == "8", r.stderr
+        assert "replay " not in r.stdout.replace("replayed 8", ""), r.stdout
         # the last word per prefix came from YouTube itself; the ROA's maxLength 22 makes
         # even those invalid
         seen = {e["prefix"]: e for e in lab.events() if e.get("event") == "route"}

@@ -152,3 +152,28 @@ def sync(port: int, **kw) -> VRPStore:
 
 def file_set(path) -> set[VRP]:
     return load_vrp_file(path, ignore_expires=True).vrps
+
+
+class SplitCache:
+    """`rov-router cache` with stdout and stderr kept apart."""
+
+    def __init__(self, tmp: Path, vrps: Path, *extra: str, interval: str = "2") -> None:
+        self.port = free_port()
+        self.out, self.err = tmp / f"cache-{self.port}.out", tmp / f"cache-{self.port}.err"
+        env = {**os.environ, "ROV_ROUTER_PROGRESS_INTERVAL": interval}
+        with open(self.out, "wb") as out, open(self.err, "wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "rov_router.cli", "cache", "--vrps", str(vrps),
+                 "--listen", f"127.0.0.1:{self.port}", "--session-file", str(tmp / "session"),
+                 "--json", *extra],
+                stdout=out, stderr=err, env=env,
+            )  # fmt: skip
+        deadline = time.monotonic() + 120
+        while not port_listening(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"cache did not start: {self.err.read_text()[-2000:]}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        stop_child(self.proc)

@@ -85,3 +85,12 @@ def test_timeout_when_no_sync_completes(args):
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("rov-router: error: no complete sync") and "within 1 s" in last, last
     assert dead in last and "Traceback" not in r.stderr
+
+
+def test_rtr_replay_of_a_missing_dump_is_one_line(tmp_path):
+    missing = tmp_path / "no.dump"
+    r = run_cli("rtr", "replay", str(missing))
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert (
+        r.stderr.strip() == f"rov-router: error: {missing}: cannot read: No such file or directory"
+    )

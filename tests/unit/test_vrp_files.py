@@ -222,3 +222,27 @@ def test_a_bad_entry_late_in_a_big_file_is_named(tmp_path, entry, reason):
     with pytest.raises(VRPFileError) as e:
         load_vrp_file(p, now=0)
     assert "roas[2500]" in str(e.value) and reason in str(e.value), str(e.value)
+
+
+def test_trust_anchors_kept_only_when_asked(tmp_path):
+    from rov_router.rpki.vrp import vrps_to_csv
+
+    doc = {"roas": [{"prefix": "192.0.2.0/24", "maxLength": 24, "asn": 64496, "ta": "ripe"},
+                    {"prefix": "192.0.2.0/24", "maxLength": 24, "asn": 64496, "ta": "arin"},
+                    {"prefix": "198.51.100.0/24", "maxLength": 24, "asn": 64497}]}  # fmt: skip
+    p = write(tmp_path, "x.json", json.dumps(doc))
+    assert load_vrp_file(p).tas is None  # not asked: nothing kept
+    s = load_vrp_file(p, keep_ta=True)
+    v1 = VRP.parse("192.0.2.0/24", 24, 64496)
+    assert s.tas == {v1: "ripe"}  # the first TA of a VRP listed twice; none for the third
+    text = vrps_to_csv(s.vrps, s.tas)
+    assert text.splitlines() == [
+        "ASN,IP Prefix,Max Length,Trust Anchor",
+        "AS64496,192.0.2.0/24,24,ripe",
+        "AS64497,198.51.100.0/24,24,",
+    ]
+    roas = vrps_to_json(s.vrps, tas=s.tas)["roas"]
+    assert roas[0]["ta"] == "ripe" and "ta" not in roas[1]
+    assert all("ta" not in r for r in vrps_to_json(s.vrps)["roas"])
+    back = load_vrp_file(write(tmp_path, "x.csv", text), keep_ta=True)
+    assert back.vrps == s.vrps and back.tas == s.tas
