@@ -1,6 +1,9 @@
 """Router configuration: one TOML file -> dataclasses.  Errors name the file, the line and the
 key (``router.toml:12: neighbor[1].role: 'upstrem' is not one of ...``).
 
+Over 500 lines because every key is checked here with an error that names it; the reference
+below doubles as the documentation of each key.
+
 ```toml
 [router]
 asn = 65000

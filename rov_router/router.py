@@ -1,5 +1,9 @@
 """The router core: ExaBGP events -> Adj-RIB-In -> RFC 6811 -> policy -> Loc-RIB -> commands.
 
+Over 500 lines on purpose: it is one class, :class:`RouterCore`, whose state (the Adj-RIB-In per
+neighbor, the Loc-RIB, the running counts, the pending downstream batches, the RPKI hold) every
+step touches; split by step, each part would reach into the others' state.
+
 No I/O here: :class:`RouterCore` takes parsed ExaBGP events (:mod:`rov_router.bgp.exabgp`) and
 VRP changes (:class:`rov_router.rpki.store.Changes`) and produces ExaBGP commands for the
 downstream neighbors plus events for the display.  :mod:`rov_router.app` wires it to the

@@ -1,5 +1,8 @@
 """ExaBGP 5 process API: JSON lines -> route events, and route events -> text commands.
 
+Slightly over 500 lines: both directions of the one text protocol, so that what we send and
+what we parse back stay consistent in one file.
+
 Facts this relies on (observed with ExaBGP 5.0.15):
 
 * one message per line; plain-text ``done`` / ``error`` / ``exabgp 5.0.15`` answers to our

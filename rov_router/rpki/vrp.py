@@ -7,6 +7,9 @@ simple CSV (``prefix,maxLength,asn``).  ``.gz``, ``.bz2`` and ``.xz`` files are 
 
 A file with a bad entry is refused as a whole with :class:`VRPFileError` naming the file, the
 entry and the reason, so callers keep whatever data they already hold.
+
+Over 500 lines because it reads four file formats, each with a fast path for the common shape
+and a careful path that names a bad entry; the two paths are kept side by side on purpose.
 """
 
 from __future__ import annotations
