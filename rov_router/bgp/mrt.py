@@ -85,11 +85,27 @@ def _compressed_error(path: str | Path, n: int, offset: int, e: BaseException) -
 ReadProgress = Callable[[int, int], None]
 
 
+def _mrtparse():
+    """``import mrtparse`` without its side effect: at import it sets SIGPIPE to the default
+    action, which would make a write to a closed pipe or socket (an ExaBGP child that has just
+    stopped, a ``show`` client gone) kill the whole process without a word.  The disposition
+    the process had is put back."""
+    import signal
+
+    before = signal.getsignal(signal.SIGPIPE)
+    try:
+        import mrtparse
+    finally:
+        if before is not None and signal.getsignal(signal.SIGPIPE) != before:
+            signal.signal(signal.SIGPIPE, before)
+    return mrtparse
+
+
 def _records(path: str | Path, progress: ReadProgress | None = None) -> Iterator[dict]:
     """mrtparse's decoding of every record, each checked: a record mrtparse could not decode
     (truncated, an unknown type, a bit flip) or a broken compressed stream raises
     :class:`MRTError` naming the record number and its (uncompressed) byte offset."""
-    import mrtparse
+    mrtparse = _mrtparse()
 
     try:
         reader = mrtparse.Reader(str(path))
