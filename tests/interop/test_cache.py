@@ -57,6 +57,25 @@ def cache_proc(tmp_path):
         c.stop()
 
 
+def full_sync_ipv4_count(port: int) -> int:
+    """A well-behaved v1 router on a raw socket: Reset Query, then the IPv4 Prefix PDUs counted
+    up to End of Data."""
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(P.ResetQuery(1).encode())
+        f = P.Framer()
+        n = 0
+        s.settimeout(20)
+        while True:
+            chunk = s.recv(1 << 20)
+            assert chunk
+            f.feed(chunk)
+            for raw in f:
+                if raw[1] == P.PDUType.IPV4_PREFIX:
+                    n += 1
+                if raw[1] == P.PDUType.END_OF_DATA:
+                    return n
+
+
 @pytest.mark.parametrize("version", [0, 1, 2])
 def test_our_client_gets_exactly_the_file(cache_proc, tmp_path, version):
     f = tmp_path / "vrps.json"
@@ -288,23 +307,7 @@ def test_bad_routers_get_errors_or_are_dropped_and_others_are_served():
         }
 
         # meanwhile a well-behaved router syncs the whole set
-        def good() -> int:
-            with socket.create_connection(("127.0.0.1", port)) as s:
-                s.sendall(P.ResetQuery(1).encode())
-                f = P.Framer()
-                n = 0
-                s.settimeout(20)
-                while True:
-                    chunk = s.recv(1 << 20)
-                    assert chunk
-                    f.feed(chunk)
-                    for raw in f:
-                        if raw[1] == P.PDUType.IPV4_PREFIX:
-                            n += 1
-                        if raw[1] == P.PDUType.END_OF_DATA:
-                            return n
-
-        n = await loop.run_in_executor(None, good)
+        n = await loop.run_in_executor(None, full_sync_ipv4_count, port)
         await asyncio.sleep(2.0)  # past the stall timeout
         status = server.status()
         lazy.close()
@@ -451,23 +454,7 @@ def test_routers_that_do_not_read_hold_bounded_memory_and_are_dropped():
             for c in server._conns
         )
 
-        def good() -> int:
-            with socket.create_connection(("127.0.0.1", port)) as s:
-                s.sendall(P.ResetQuery(1).encode())
-                f = P.Framer()
-                n = 0
-                s.settimeout(20)
-                while True:
-                    chunk = s.recv(1 << 20)
-                    assert chunk
-                    f.feed(chunk)
-                    for raw in f:
-                        if raw[1] == P.PDUType.IPV4_PREFIX:
-                            n += 1
-                        if raw[1] == P.PDUType.END_OF_DATA:
-                            return n
-
-        n = await loop.run_in_executor(None, good)
+        n = await loop.run_in_executor(None, full_sync_ipv4_count, port)
         await asyncio.sleep(3.0)  # past the drain timeout
         status = server.status()
         for s in lazy:
