@@ -19,6 +19,7 @@ from rov_router.bgp.control import Speaker
 from rov_router.bgp.speaker import PeerSpec
 from rov_router.procs import free_port, stop_child
 from tests.support.env import DATA, need_tool
+from tests.support.lab import read_state
 from tests.support.peers import StayRTR
 from tests.support.router_toml import router_toml
 
@@ -153,14 +154,7 @@ class Net:
 
     def state(self) -> dict:
         assert self.router is not None
-        before = self.state_file.stat().st_mtime_ns if self.state_file.exists() else 0
-        os.kill(self.router.pid, signal.SIGUSR1)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.state_file.exists() and self.state_file.stat().st_mtime_ns != before:
-                return json.loads(self.state_file.read_text())
-            time.sleep(0.05)
-        raise AssertionError("no state file")
+        return read_state(self.router.pid, self.state_file)
 
     def tail(self) -> str:
         return self.out.read_text()[-3000:] if self.out.exists() else ""

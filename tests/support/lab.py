@@ -52,6 +52,18 @@ ROUTER = router_toml(
 )
 
 
+def read_state(pid: int, state_file: Path) -> dict:
+    """Ask a running ``rov-router run`` (SIGUSR1) for its state file and read the new one."""
+    before = state_file.stat().st_mtime_ns if state_file.exists() else 0
+    os.kill(pid, signal.SIGUSR1)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if state_file.exists() and state_file.stat().st_mtime_ns != before:
+            return json.loads(state_file.read_text())
+        time.sleep(0.05)
+    raise AssertionError("no state file")
+
+
 class Lab:
     def __init__(
         self,
@@ -198,14 +210,7 @@ class Lab:
         )
 
     def state(self) -> dict:
-        before = self.state_file.stat().st_mtime_ns if self.state_file.exists() else 0
-        os.kill(self.router.pid, signal.SIGUSR1)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.state_file.exists() and self.state_file.stat().st_mtime_ns != before:
-                return json.loads(self.state_file.read_text())
-            time.sleep(0.05)
-        raise AssertionError("no state file")
+        return read_state(self.router.pid, self.state_file)
 
     def events(self) -> list[dict]:
         return [json.loads(x) for x in self.out.read_text().splitlines() if x.startswith("{")]
